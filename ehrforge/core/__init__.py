@@ -1,0 +1,1 @@
+"""Lifecycle steps shared by every task: backends, data, sft, grpo, evaluate, serve."""

@@ -1,0 +1,73 @@
+"""Model backends behind one small interface.
+
+A backend turns chat messages into :class:`~ehrforge.core.types.Generation` objects (text plus per-token
+log-probabilities where available). Three ship with ehrforge:
+
+* ``transformers`` - a local model (HF folder, GGUF file, or the bundled default) on CPU or CUDA; exact per-token
+  log-probs and entropies. Used for students and for local teachers.
+* ``openai`` - any OpenAI-compatible HTTP endpoint (vLLM, llama.cpp server, a hosted teacher inside the hospital);
+  API key from an environment variable; retries, timeout and rate limit.
+* ``fake`` - a deterministic queue of canned answers, for unit tests of prompt/parse logic only.
+
+``load_backend("transformers:/path/to/model")``, ``load_backend("openai:http://127.0.0.1:8000/v1#model-name")``,
+``load_backend("bundled")`` pick one from a single string, so the CLI can take ``--teacher``/``--model`` values.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ehrforge.core.types import Generation, Message
+from ehrforge.errors import UnknownNameError, closest
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that can answer chat messages."""
+
+    name: str
+
+    def generate(
+        self,
+        batch: list[list[Message]],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> list[Generation]:
+        """One generation per conversation in ``batch``. ``temperature=0`` means greedy."""
+        ...
+
+
+BACKEND_KINDS = ("transformers", "openai", "fake", "bundled")
+
+
+def load_backend(spec: str, **options: object) -> Backend:
+    """Build a backend from a spec string ``kind:target``.
+
+    >>> load_backend("fake").name
+    'fake'
+    """
+    kind, _, target = spec.partition(":")
+    if kind in ("http", "https"):  # a bare URL means an OpenAI-compatible endpoint
+        kind, target = "openai", spec
+    if kind == "fake":
+        from ehrforge.core.backends.fake import FakeBackend
+
+        return FakeBackend(responses=[r for r in target.split("|") if r] if target else None)
+    if kind == "openai":
+        from ehrforge.core.backends.openai_backend import OpenAIBackend
+
+        url, _, model = target.partition("#")
+        return OpenAIBackend(base_url=url, model=model or "default", **options)  # type: ignore[arg-type]
+    if kind == "bundled":
+        from ehrforge.core.backends.transformers_backend import TransformersBackend
+        from ehrforge.core.models import resolve_model
+
+        return TransformersBackend(resolve_model("bundled"), **options)  # type: ignore[arg-type]
+    if kind == "transformers" or (not target and ("/" in kind or kind.startswith("."))):
+        from ehrforge.core.backends.transformers_backend import TransformersBackend
+        from ehrforge.core.models import resolve_model
+
+        return TransformersBackend(resolve_model(target or kind), **options)  # type: ignore[arg-type]
+    raise UnknownNameError(f"unknown backend '{kind}'", closest(kind, BACKEND_KINDS))

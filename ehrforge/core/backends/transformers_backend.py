@@ -1,0 +1,148 @@
+"""Local generation with transformers: greedy or sampled, batched, with exact per-token log-probs and entropies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ehrforge.core.types import Generation, Message
+from ehrforge.errors import ModelError
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        # bf16 on GPUs; fp32 on CPU (safe everywhere, and what the tiny test models use).
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def load_model_and_tokenizer(path: Path, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
+    """Load an HF folder, or a LoRA adapter folder on top of its (resolvable) base model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ehrforge.core.models import adapter_base, is_adapter_folder, resolve_model
+
+    device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, device)
+    try:
+        if is_adapter_folder(path):
+            from peft import PeftModel
+
+            base = resolve_model(adapter_base(path))
+            model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
+            model = PeftModel.from_pretrained(model, str(path))
+            model = model.merge_and_unload()  # faster inference; the adapter on disk is unchanged
+            tok_dir = path if (path / "tokenizer_config.json").exists() else base
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
+            tok_dir = path
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model from {path}: {type(exc).__name__}", "check the folder is a complete HF model") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # decoder-only batched generation needs left padding
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+class TransformersBackend:
+    """A local causal LM. ``path`` is an HF folder or LoRA adapter folder (see :func:`resolve_model`)."""
+
+    name = "transformers"
+
+    def __init__(self, path: str | os.PathLike, *, device: str = "auto", dtype: str = "auto", batch_size: int = 8) -> None:
+        self.path = Path(path)
+        self.model, self.tokenizer = load_model_and_tokenizer(self.path, device, dtype)
+        self.device = str(self.model.device)
+        self.batch_size = batch_size
+
+    def render(self, messages: list[Message]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(
+        self,
+        batch: list[list[Message]],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> list[Generation]:
+        out: list[Generation] = []
+        for start in range(0, len(batch), self.batch_size):
+            out.extend(self._generate_chunk(batch[start : start + self.batch_size], max_new_tokens, temperature, seed))
+        return out
+
+    def _generate_chunk(self, batch: list[list[Message]], max_new_tokens: int, temperature: float, seed: int | None) -> list[Generation]:
+        import torch
+
+        prompts = [self.render(m) for m in batch]
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        if seed is not None:
+            torch.manual_seed(seed)
+        sampling: dict[str, Any] = {"do_sample": False}
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+        with torch.inference_mode():
+            res = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                return_dict_in_generate=True,
+                output_logits=True,  # raw logits: confidence must not depend on sampling processors
+                **sampling,
+            )
+        prompt_len = enc["input_ids"].shape[1]
+        seqs = res.sequences[:, prompt_len:]
+        logits = torch.stack(res.logits, dim=1).float()  # [batch, steps, vocab]
+        logp = torch.log_softmax(logits, dim=-1)
+        entropies = -(logp.exp() * logp).sum(-1)  # [batch, steps]
+        chosen = logp.gather(-1, seqs[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1)
+        eos_ids = self._eos_ids()
+        gens = []
+        for i in range(len(batch)):
+            ids = seqs[i].tolist()
+            n = len(ids)
+            finish = "length"
+            for j, t in enumerate(ids):
+                if t in eos_ids:
+                    n, finish = j, "stop"
+                    break
+            gens.append(
+                Generation(
+                    text=self.tokenizer.decode(ids[:n], skip_special_tokens=True).strip(),
+                    tokens=[self.tokenizer.decode([t]) for t in ids[:n]],
+                    token_logprobs=chosen[i, :n].tolist(),
+                    token_entropies=entropies[i, :n].tolist(),
+                    prompt_tokens=int(enc["attention_mask"][i].sum()),
+                    finish_reason=finish,
+                )
+            )
+        return gens
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif gen_eos:
+            ids.update(gen_eos)
+        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != self.tokenizer.unk_token_id:
+            ids.add(im_end)
+        return {i for i in ids if i is not None}

@@ -1,0 +1,137 @@
+"""File I/O that never leaves anything half-written and never loses a record.
+
+* ``atomic_write_*``: write to a temporary file in the same folder, then ``os.replace`` it into place.
+* ``read_jsonl``: malformed lines are reported with their line number and copied to a rejects file.
+* ``JsonlCheckpoint``: append-only progress file for long, resumable jobs (labelling, synthesis, prediction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ehrforge.errors import DataError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+    """Open a temp file beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_open(path) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
+
+
+def atomic_write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> Path:
+    with atomic_open(path) as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+    return Path(path)
+
+
+@dataclass
+class JsonlReadResult:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejected_lines: list[int] = field(default_factory=list)
+
+
+def read_jsonl(path: str | os.PathLike, rejects: str | os.PathLike | None = None) -> JsonlReadResult:
+    """Read a JSONL file of objects. Bad lines (not JSON, or not an object) are skipped, their line numbers
+    returned, and - when ``rejects`` is given - copied verbatim to that file so nothing is lost."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"file not found: {path}", "check the path, or create it first")
+    result = JsonlReadResult()
+    bad_raw: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                obj = None
+            if not isinstance(obj, dict):
+                result.rejected_lines.append(lineno)
+                bad_raw.append(line if line.endswith("\n") else line + "\n")
+                continue
+            result.records.append(obj)
+    if rejects is not None and bad_raw:
+        with atomic_open(rejects) as fh:
+            fh.writelines(bad_raw)
+    return result
+
+
+def load_json(path: str | os.PathLike, what: str = "file") -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} not found: {path}", "check the path")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{what} is not valid JSON: {path} line {exc.lineno}", "repair or regenerate the file") from None
+
+
+class JsonlCheckpoint:
+    """Append-only JSONL file keyed by ``id``: long jobs write each finished record immediately and skip what is
+    already there when re-run. A torn last line (the process was killed mid-write) is ignored and rewritten."""
+
+    def __init__(self, path: str | os.PathLike, key: str = "id") -> None:
+        self.path = Path(path)
+        self.key = key
+        self.done: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            good: list[str] = []
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # torn write from an interrupted run
+                if isinstance(rec, dict) and key in rec:
+                    self.done[str(rec[key])] = rec
+                    good.append(line)
+            atomic_write_text(self.path, "".join(g + "\n" for g in good))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a", encoding="utf-8")
+
+    def __contains__(self, key: object) -> bool:
+        return str(key) in self.done
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+        self.done[str(record[self.key])] = record
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> JsonlCheckpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

