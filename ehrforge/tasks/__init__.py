@@ -10,6 +10,10 @@ from ehrforge.tasks.base import Task
 #: name -> "module:Class" (imported lazily so `ehrforge --help` stays fast)
 TASKS: dict[str, str] = {
     "sql": "ehrforge.tasks.sql.task:SQLTask",
+    "fhirqa": "ehrforge.tasks.fhirqa.task:FHIRQATask",
+    "classify": "ehrforge.tasks.classify.task:ClassifyTask",
+    "extract": "ehrforge.tasks.extract.task:ExtractTask",
+    "calc": "ehrforge.tasks.calc.task:CalcTask",
 }
 
 
@@ -23,7 +27,7 @@ def get_task(name: str, **options: object) -> Task:
     >>> get_task("sqll")
     Traceback (most recent call last):
     ...
-    ehrforge.errors.UnknownNameError: unknown task 'sqll' — did you mean 'sql'? (known: sql)
+    ehrforge.errors.UnknownNameError: unknown task 'sqll' — did you mean 'sql'? (known: calc, classify, extract, fhirqa, sql)
     """
     if name not in TASKS:
         raise UnknownNameError(f"unknown task '{name}'", closest(name, task_names()))
