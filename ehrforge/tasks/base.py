@@ -53,8 +53,8 @@ class Task(ABC):
         return []
 
     def sft_example(self, record: Record) -> dict[str, Any]:
-        """A conversational SFT row for TRL: prompt messages plus the assistant's target."""
-        return {"messages": self.prompt(record) + [{"role": "assistant", "content": self.target(record)}]}
+        """A conversational prompt/completion row for TRL (loss on the completion only, any chat template)."""
+        return {"prompt": self.prompt(record), "completion": [{"role": "assistant", "content": self.target(record)}]}
 
     def grpo_example(self, record: Record) -> dict[str, Any]:
         """A GRPO row: the prompt plus every column the reward functions need."""

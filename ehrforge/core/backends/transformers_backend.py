@@ -27,27 +27,28 @@ def pick_dtype(dtype: str, device: str) -> Any:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
-def load_model_and_tokenizer(path: Path, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """Load an HF folder, or a LoRA adapter folder on top of its (resolvable) base model."""
+def load_causal_lm(path: Path, dtype: Any) -> tuple[Any, Any]:
+    """Load an HF folder, or a LoRA adapter folder on top of its base, recursively: an adapter trained on top of
+    another adapter (stage 2 on stage 1, GRPO on SFT) records that adapter as its base, and each level is merged."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ehrforge.core.models import adapter_base, is_adapter_folder, resolve_model
 
-    device = pick_device(device)
-    torch_dtype = pick_dtype(dtype, device)
-    try:
-        if is_adapter_folder(path):
-            from peft import PeftModel
+    if not is_adapter_folder(path):
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype), AutoTokenizer.from_pretrained(str(path))
+    from peft import PeftModel
 
-            base = resolve_model(adapter_base(path))
-            model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch_dtype)
-            model = PeftModel.from_pretrained(model, str(path))
-            model = model.merge_and_unload()  # faster inference; the adapter on disk is unchanged
-            tok_dir = path if (path / "tokenizer_config.json").exists() else base
-        else:
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
-            tok_dir = path
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    base, tokenizer = load_causal_lm(resolve_model(adapter_base(path)), dtype)
+    model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()  # faster inference; adapter on disk unchanged
+    if (path / "tokenizer_config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return model, tokenizer
+
+
+def load_model_and_tokenizer(path: Path, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
+    device = pick_device(device)
+    try:
+        model, tokenizer = load_causal_lm(path, pick_dtype(dtype, device))
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model from {path}: {type(exc).__name__}", "check the folder is a complete HF model") from None
     if tokenizer.pad_token is None:

@@ -1,0 +1,138 @@
+"""Supervised fine-tuning with LoRA (TRL ``SFTTrainer`` + PEFT), for any task.
+
+Rows are conversational prompt/completion pairs (``Task.sft_example``), so the loss is on the completion only and
+any chat template works (no ``{% generation %}`` markers needed). The output folder is a PEFT adapter plus the
+tokenizer and ``ehrforge_model.json`` (base model spec, task), loadable with ``load_backend("transformers:<dir>")``.
+Interrupted runs resume from the last checkpoint in ``<out>/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ehrforge.core.io import atomic_write_json
+from ehrforge.core.models import BUNDLED_ALIASES, resolve_model
+from ehrforge.core.progress import training_progress_callback
+from ehrforge.errors import DataError
+from ehrforge.tasks.base import Record, Task
+
+
+@dataclass
+class SFTConfig:
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    max_seq_len: int = 1024
+    seed: int = 0
+    warmup_steps: int = 0
+    save_steps: int = 50
+    logging_steps: int = 5
+    dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    device: str = "auto"
+
+
+def train_sft(
+    task: Task,
+    records: Sequence[Record],
+    base_model: str,
+    out_dir: str | os.PathLike,
+    cfg: SFTConfig | None = None,
+    *,
+    resume: bool = True,
+    extra_rows: Sequence[dict[str, Any]] = (),
+) -> Path:
+    """LoRA-fine-tune ``base_model`` on ``task.sft_example(r)`` for each record; return the adapter folder."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    cfg = cfg or SFTConfig()
+    if not records and not extra_rows:
+        raise DataError("no training records", "check the data split or filter settings")
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    from ehrforge.core.backends.transformers_backend import load_causal_lm, pick_device, pick_dtype
+
+    # Training on top of an adapter (stage 2 on stage 1) merges it first; the new adapter records it as its base.
+    device = pick_device(cfg.device)
+    model, tokenizer = load_causal_lm(resolve_model(base_model), pick_dtype(cfg.dtype, device))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = [task.sft_example(r) for r in records] + list(extra_rows)
+    dataset = Dataset.from_list(rows)
+    use_bf16 = str(model.dtype) == "torch.bfloat16"
+    args = TRLSFTConfig(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_seq_len,
+        seed=cfg.seed,
+        warmup_steps=cfg.warmup_steps,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        report_to="none",
+        gradient_checkpointing=False,  # small models: memory is not the bottleneck, speed is
+        bf16=use_bf16,
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[training_progress_callback(f"SFT {task.name}")],
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar shows loss instead
+    has_ckpt = resume and ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
+    # Save into a temp folder, then rename: a crash never leaves a half-written adapter that looks complete.
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    atomic_write_json(
+        tmp / "ehrforge_model.json",
+        {
+            "base_model": base_model if base_model in BUNDLED_ALIASES else str(resolve_model(base_model).resolve()),
+            "task": task.name,
+            "train_records": len(records),
+            "extra_rows": len(extra_rows),
+            "sft": asdict(cfg),
+            "train_loss": result.training_loss,
+            "steps": result.global_step,
+        },
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for item in tmp.iterdir():
+        os.replace(item, out / item.name)
+    tmp.rmdir()
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return out
