@@ -1,0 +1,3 @@
+from ehrforge.cli import main
+
+main()

@@ -1,0 +1,252 @@
+"""The ``ehrforge`` command line: few verbs, each a step of the lifecycle.
+
+    ehrforge data   build the data a task needs (e.g. the synthetic EHR database)
+    ehrforge train  fine-tune a small local model with LoRA
+    ehrforge eval   score models side by side with the task's own metric
+    ehrforge ask    ask a trained model one question (answers or abstains)
+    ehrforge demo   the whole SQL recipe on bundled data and the bundled model
+
+Errors in user input print one line (what is wrong — how to fix it) and exit 1. Set EHRFORGE_DEBUG=1 for tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ehrforge.errors import EhrforgeError
+
+app = typer.Typer(
+    name="ehrforge",
+    help="Build, evaluate and serve private clinical language models on your own machines. Nothing leaves the building.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Recipe: sql, fhirqa, classify, extract, calc.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'bundled', a local HF folder, a LoRA adapter folder, or a .gguf file.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run configuration.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set sft.max_steps=20 (repeatable).")]
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data source (e.g. an EHRSQL folder or JSONL file); default: bundled.")]
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="EHR database: SQLite/DuckDB file or postgresql:// URL (sql task).")]
+
+
+def _config(config: Path | None, overrides: list[str] | None, **fields: object):
+    from ehrforge.config import load_config
+
+    return load_config(config, overrides, **fields)
+
+
+def _task(cfg, **extra: object):
+    from ehrforge.tasks import get_task
+
+    options = dict(cfg.task_options)
+    if cfg.task == "sql":
+        options.setdefault("db", cfg.db)
+        options.setdefault("source", cfg.data.source)
+        options.setdefault("entropy", cfg.abstention.entropy)
+        options.setdefault("threshold", cfg.abstention.threshold)
+        options.setdefault("execution_filter", cfg.abstention.execution_filter)
+    options.update({k: v for k, v in extra.items() if v is not None})
+    return get_task(cfg.task, **options)
+
+
+def _backend(spec: str, cfg=None):
+    from ehrforge.core.backends import load_backend
+
+    if ":" not in spec and spec not in ("bundled", "smollm2-135m", "fake"):
+        spec = f"transformers:{spec}"
+    if spec.startswith(("transformers:", "bundled")) and cfg is not None:
+        return load_backend(spec, device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size)
+    return load_backend(spec)
+
+
+@app.command()
+def data(
+    task: TaskOpt = "sql",
+    db: DbOpt = None,
+    source: DataOpt = None,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild even if the database exists.")] = False,
+) -> None:
+    """Build the data a task needs. For [bold]sql[/]: the synthetic MIMIC-IV-shaped database (value-aware: seeded
+    with the entities the questions ask about, so gold SQL returns answers)."""
+    from ehrforge.errors import UnknownNameError
+
+    if task != "sql":
+        raise UnknownNameError(f"'ehrforge data' builds data for the sql task only, not '{task}'", "use `ehrforge synth --task " + task + "`")
+    from ehrforge.tasks.sql.recipe import ensure_database
+
+    path = ensure_database(db, source, rebuild=rebuild)
+    typer.echo(str(path))
+
+
+@app.command()
+def train(
+    task: TaskOpt = "sql",
+    model: ModelOpt = "bundled",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the LoRA adapter.")] = Path("runs/model"),
+    source: DataOpt = None,
+    db: DbOpt = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use at most this many training records.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fine-tune a small local model with LoRA on a task's training split (resumes an interrupted run)."""
+    from ehrforge.core.sft import SFTConfig, train_sft
+
+    cfg = _config(config, set_, task=task, model=model, db=db)
+    if source:
+        cfg.data.source = source
+    if limit:
+        cfg.data.train_limit = limit
+    t = _task(cfg)
+    records = t.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed, source=cfg.data.source)
+    sft = SFTConfig(**cfg.sft.model_dump())
+    if hasattr(t, "train"):
+        path = t.train(records, cfg.model, out, sft)
+    else:
+        path = train_sft(t, records, cfg.model, out, sft)
+    typer.echo(str(path))
+
+
+@app.command("eval")
+def eval_(
+    task: TaskOpt = "sql",
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model(s) to compare: name=spec or spec (repeatable).")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="Also score a teacher (any backend spec, e.g. openai:http://host/v1#name).")] = None,
+    source: DataOpt = None,
+    db: DbOpt = None,
+    split: Annotated[str, typer.Option(help="Split to score.")] = "valid",
+    limit: Annotated[Optional[int], typer.Option(help="Score at most this many records (stratified).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Score models side by side with the task's own metric (e.g. base vs fine-tuned vs teacher)."""
+    from ehrforge.core.evaluate import evaluate, metrics_table
+    from ehrforge.core.io import atomic_write_json
+    from ehrforge.core.progress import console
+
+    cfg = _config(config, set_, task=task, db=db)
+    if source:
+        cfg.data.source = source
+    t = _task(cfg)
+    records = t.load(split, limit=limit or cfg.data.valid_limit, seed=cfg.data.seed, source=cfg.data.source)
+    specs: dict[str, str] = {}
+    for item in model or [cfg.model]:
+        name, sep, spec = item.partition("=")
+        specs[name if sep else Path(item).name or item] = spec if sep else item
+    if teacher:
+        specs["teacher"] = teacher
+    results = evaluate(t, {name: _backend(spec, cfg) for name, spec in specs.items()}, records, batch_size=cfg.batch_size)
+    console.print(metrics_table(results, title=f"{t.name} · {split} · n={len(records)}"))
+    if json_out:
+        atomic_write_json(json_out, results)
+    else:
+        typer.echo(json.dumps(results, indent=2, default=str))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain language.")],
+    task: TaskOpt = "sql",
+    model: ModelOpt = "bundled",
+    db: DbOpt = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Abstain when token entropy exceeds this (sql).")] = None,
+    patient: Annotated[Optional[str], typer.Option(help="Patient id (fhirqa).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Ask one question. Prints the answer (for sql: the SQL, the result table) and a confidence, or an abstention
+    with its reason."""
+    from rich.table import Table
+
+    from ehrforge.core.progress import console
+
+    cfg = _config(config, set_, task=task, model=model, db=db)
+    if cfg.task == "sql" and cfg.db is None:
+        from ehrforge.tasks.sql.recipe import ensure_database
+
+        cfg.db = ensure_database(None, cfg.data.source)
+    t = _task(cfg, threshold=threshold)
+    backend = _backend(cfg.model, cfg)
+    context = {"patient_id": patient} if patient else {}
+    reply = t.ask(backend, question, **context)
+    if as_json:
+        typer.echo(json.dumps(reply, indent=2, default=str))
+        return
+    out = console.__class__()  # stdout console for the answer itself
+    if reply.get("abstained"):
+        out.print(f"[bold yellow]I can't answer that reliably[/] — {reply.get('reason')} (confidence {reply.get('confidence', 0):.2f})")
+        if reply.get("answer") and reply["answer"].get("sql"):
+            out.print(f"[dim]rejected SQL: {reply['answer']['sql']}[/]")
+        return
+    answer = reply["answer"] or {}
+    if "sql" in answer:
+        out.print(f"[bold]SQL[/] {answer['sql']}")
+    if "rows" in answer:
+        table = Table(*answer.get("columns", []))
+        for row in answer["rows"][:50]:
+            table.add_row(*[str(v) for v in row])
+        out.print(table)
+        if answer.get("truncated") or len(answer["rows"]) > 50:
+            out.print(f"[dim]({len(answer['rows'])} rows; showing 50{', truncated at the row limit' if answer.get('truncated') else ''})[/]")
+    for key, value in answer.items():
+        if key not in ("sql", "rows", "columns", "truncated"):
+            out.print(f"[bold]{key}[/] {value}")
+    out.print(f"confidence {reply.get('confidence', 0):.2f}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (reused to resume).")] = Path("runs/demo"),
+    train_limit: Annotated[int, typer.Option(help="Training questions.")] = 200,
+    valid_limit: Annotated[int, typer.Option(help="Questions in each of dev/test.")] = 30,
+    steps: Annotated[int, typer.Option(help="LoRA optimisation steps.")] = 40,
+    stages: Annotated[int, typer.Option(help="1: SFT; 2: also self-training on pseudo-labelled unanswerable questions.")] = 1,
+    model: ModelOpt = "bundled",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """The SQL recipe end to end on bundled data: build the synthetic EHR database, load the bundled model, LoRA
+    fine-tune briefly, tune the abstention threshold, and print base vs fine-tuned reliability scores."""
+    from ehrforge.core.evaluate import metrics_table
+    from ehrforge.core.progress import console
+    from ehrforge.tasks.sql.recipe import TABLE_KEYS, run_sql_recipe
+
+    cfg = _config(config, [f"sft.max_steps={steps}", "sft.learning_rate=5e-4", "sft.max_seq_len=768", *(set_ or [])],
+                  task="sql", model=model, output_dir=out)
+    cfg.data.train_limit = cfg.data.train_limit or train_limit
+    cfg.data.valid_limit = cfg.data.valid_limit or valid_limit
+    result = run_sql_recipe(cfg, stages=stages)
+    console.print(metrics_table(result["rows"], title=f"EHRSQL reliability on the synthetic DB · test n={result['sizes']['test']}", keys=TABLE_KEYS))
+    typer.echo(json.dumps({k: {m: v for m, v in row.items() if m in TABLE_KEYS} for k, row in result["rows"].items()}, default=str))
+    console.print(f"results: {Path(out) / 'sql_results.json'}")
+
+
+def main() -> None:
+    try:
+        app()
+    except EhrforgeError as exc:
+        typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted — re-run the same command to resume", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - never dump a traceback (it may hold patient text) unless asked
+        if os.environ.get("EHRFORGE_DEBUG"):
+            raise
+        typer.secho(f"error: unexpected {type(exc).__name__} — rerun with EHRFORGE_DEBUG=1 for details and report it", err=True, fg="red")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The whole SQL recipe as one function: database → base model → stage-1 SFT → self-training stage 2.
+
+Used by ``ehrforge demo`` and ``benchmarks/sql_rs.py``. Each model is evaluated on the same held-out test part of
+the valid split, with its own entropy threshold tuned on a disjoint dev part. Finished training stages are reused
+when the run is repeated (resume), and the result table is written atomically as JSON.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ehrforge.config import RunConfig
+from ehrforge.core.evaluate import peak_rss_mb
+from ehrforge.core.io import atomic_write_json
+from ehrforge.core.progress import console, progress_bar
+from ehrforge.core.sft import SFTConfig, train_sft
+from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer
+from ehrforge.tasks.sql import data as sql_data
+from ehrforge.tasks.sql.abstention import tune_threshold
+from ehrforge.tasks.sql.task import SQLTask
+
+TABLE_KEYS = ["RS0", "RS5", "RS10", "RSN", "execution_accuracy", "abstention_precision", "abstention_recall", "threshold"]
+
+
+def default_db_path() -> Path:
+    from ehrforge.core.models import cache_dir
+
+    return cache_dir() / "ehr_demo.sqlite"
+
+
+def ensure_database(db: Path | None, source: str | None, *, rebuild: bool = False) -> Path:
+    """Build the synthetic MIMIC-IV-shaped database from the questions' gold SQL unless it exists."""
+    from ehrforge.tasks.sql.database import generate_database
+
+    db = Path(db) if db else default_db_path()
+    if db.exists() and not rebuild:
+        return db
+    queries = [r["sql"] for split in sql_data.SPLITS for r in sql_data.load_questions(split, source) if sql_data.is_answerable(r)]
+    console.print(f"building synthetic EHR database from {len(queries)} gold queries → {db}")
+    generate_database(db, queries, seed=0)
+    return db
+
+
+def _load_student(spec: str, cfg: RunConfig) -> Any:
+    from ehrforge.core.backends import load_backend
+
+    return load_backend(spec if ":" in spec else f"transformers:{spec}" if spec not in ("bundled", "smollm2-135m") else "bundled",
+                        device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size)
+
+
+def _evaluate_model(name: str, task: SQLTask, backend: Any, dev: list, test: list, cfg: RunConfig) -> dict[str, Any]:
+    """Tune the threshold on dev, then score on test with the full policy."""
+    start = time.perf_counter()
+    with progress_bar(f"{name}: dev predictions", len(dev)) as adv:
+        raw_dev = task.predict_raw(backend, dev, batch_size=cfg.batch_size, progress=adv)
+    if cfg.abstention.threshold is None:
+        choice = tune_threshold(task, dev, raw_dev, cfg.abstention.target_penalty)
+        task.policy.threshold = choice.threshold
+    with progress_bar(f"{name}: test predictions", len(test)) as adv:
+        preds = task.predict(backend, test, batch_size=cfg.batch_size, progress=adv)
+    metrics = task.score(test, preds)
+    metrics["threshold"] = task.policy.threshold
+    metrics["wall_s"] = round(time.perf_counter() - start, 1)
+    metrics["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return metrics
+
+
+def pseudo_label_unanswerable(task: SQLTask, backend: Any, pool: list, cfg: RunConfig) -> list[dict[str, Any]]:
+    """Self-training: pool questions the stage-1 model gets uncertain or non-executable answers on are labelled
+    unanswerable ("null"). Only these pseudo-negatives are added; we have no trustworthy SQL for the rest."""
+    with progress_bar("stage 1: pseudo-labelling pool", len(pool)) as adv:
+        preds = task.predict(backend, pool, batch_size=cfg.batch_size, progress=adv)
+    return [{"id": f"pseudo-{r['id']}", "question": r["question"], "sql": ABSTAIN_TOKEN} for r, p in zip(pool, preds) if isinstance(p, Abstain)]
+
+
+def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True) -> dict[str, Any]:
+    """Run the recipe and return ``{"rows": {model: metrics}, ...}``; also written to ``<output_dir>/sql_results.json``."""
+    out = Path(cfg.output_dir)
+    source = cfg.data.source
+    db = ensure_database(cfg.db, source)
+    task = SQLTask(db, source=source, entropy=cfg.abstention.entropy, execution_filter=cfg.abstention.execution_filter)
+    train = task.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed)
+    dev, test, pool = sql_data.split_three(task.load("valid", seed=cfg.data.seed), seed=cfg.data.seed)
+    if cfg.data.valid_limit:
+        dev = sql_data.subsample(dev, cfg.data.valid_limit, cfg.data.seed)
+        test = sql_data.subsample(test, cfg.data.valid_limit, cfg.data.seed)
+        pool = sql_data.subsample(pool, cfg.data.valid_limit, cfg.data.seed)
+    rows: dict[str, dict[str, Any]] = {}
+    rows["abstain-all"] = task.score(test, [Abstain("abstain-all baseline")] * len(test)) | {"threshold": None}
+    sft_cfg = SFTConfig(**cfg.sft.model_dump())
+
+    if include_base:
+        base = _load_student(cfg.model, cfg)
+        rows["base"] = _evaluate_model("base", task, base, dev, test, cfg)
+        del base
+        gc.collect()
+
+    stage1_dir = out / "stage1"
+    start = time.perf_counter()
+    if not (stage1_dir / "ehrforge_model.json").exists():
+        train_sft(task, train, cfg.model, stage1_dir, sft_cfg)
+    train1_s = time.perf_counter() - start
+    task.policy.threshold = cfg.abstention.threshold
+    stage1 = _load_student(str(stage1_dir), cfg)
+    rows["stage1"] = _evaluate_model("stage 1", task, stage1, dev, test, cfg) | {"train_s": round(train1_s, 1)}
+
+    if stages >= 2 and cfg.self_training:
+        pseudo = pseudo_label_unanswerable(task, stage1, pool, cfg)
+        del stage1
+        gc.collect()
+        stage2_dir = out / "stage2"
+        start = time.perf_counter()
+        if not (stage2_dir / "ehrforge_model.json").exists():
+            train_sft(task, train + pseudo, cfg.model, stage2_dir, sft_cfg)
+        train2_s = time.perf_counter() - start
+        task.policy.threshold = cfg.abstention.threshold
+        stage2 = _load_student(str(stage2_dir), cfg)
+        rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev, test, cfg) | {
+            "train_s": round(train2_s, 1), "pseudo_labelled": len(pseudo)}
+        del stage2
+    result = {
+        "rows": rows,
+        "sizes": {"train": len(train), "dev": len(dev), "test": len(test), "pool": len(pool),
+                  "test_unanswerable": sum(not sql_data.is_answerable(r) for r in test)},
+        "config": cfg.model_dump(mode="json"),
+        "sft": asdict(sft_cfg),
+        "db": str(db),
+    }
+    atomic_write_json(out / "sql_results.json", result)
+    return result
+
+
+def answer_rate(preds: list) -> float:
+    return sum(isinstance(p, Answer) for p in preds) / max(1, len(preds))
