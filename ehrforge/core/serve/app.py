@@ -1,0 +1,381 @@
+"""The FastAPI app: an OpenAI-compatible chat API, task endpoints with abstention, and a web page.
+
+Endpoints (all under bearer-token auth except ``/healthz`` and the static page, which carry no data):
+
+* ``GET /v1/models`` and ``POST /v1/chat/completions`` (``stream=true`` answers Server-Sent Events), so any OpenAI
+  client — including ehrforge's own ``openai:`` backend — can use the served student;
+* ``POST /v1/{task}/ask`` (``/v1/sql/ask`` …) for every task object given that has an ``ask(backend, question,
+  **context) -> dict`` method: the answer, its evidence (SQL and result table, cited resources), a confidence, and
+  ``abstained``/``reason`` when the model declines;
+* ``GET /v1/tasks`` (what the page offers), ``GET /healthz`` (liveness and queue figures), ``GET /`` (the page).
+
+Every model call goes through one bounded :class:`Scheduler` (503 when full); request bodies are capped (413);
+each token has a rate limit (429); CORS is off unless origins are listed; the audit log records a digest of each
+question, never its text unless the deployment opts in; errors never echo request content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from ehrforge.core.serve.audit import AuditLog
+from ehrforge.core.serve.auth import TokenAuth, read_tokens
+from ehrforge.core.serve.limits import BodySizeLimit, RateLimiter, retry_after_header
+from ehrforge.core.serve.scheduler import Overloaded, Scheduler
+from ehrforge.core.serve.settings import ServeSettings
+from ehrforge.core.types import Generation
+from ehrforge.errors import EhrforgeError, ServeError
+
+log = logging.getLogger("ehrforge.serve")
+STATIC_DIR = Path(__file__).with_name("static")
+MAX_QUESTION_CHARS = 4000
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+     b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    (b"cache-control", b"no-store"),  # answers carry patient data: no browser or proxy caching
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (works with streaming responses) adding the headers above to every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [h for h in SECURITY_HEADERS if h[0] not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# -- request bodies ---------------------------------------------------------------------------------------------------
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict[str, Any]] = ""
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        # OpenAI content parts: keep the text ones
+        return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=64)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int | None = None
+    stream: bool = False
+    logprobs: bool = False
+    n: int = Field(default=1, ge=1, le=1)
+    stop: str | list[str] | None = None
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+def api_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers)
+
+
+def apply_stop(text: str, stop: str | list[str] | None) -> tuple[str, bool]:
+    """Cut ``text`` at the first stop sequence.
+
+    >>> apply_stop("SELECT 1; DROP", [";"])
+    ('SELECT 1', True)
+    """
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def generation_confidence(gen: Generation) -> float | None:
+    """Geometric-mean token probability in [0, 1] (None when the backend gives no log-probs)."""
+    lp = gen.mean_logprob()
+    return None if lp is None else round(math.exp(lp), 4)
+
+
+def unaccepted_context(ask: Any, context: dict[str, Any]) -> list[str]:
+    """Context keys that ``ask`` would not accept as keyword arguments.
+
+    >>> def ask(backend, question, *, patient_id=None): ...
+    >>> unaccepted_context(ask, {"patient_id": "p1", "question": "x", "sql": "y"})
+    ['question', 'sql']
+    """
+    import inspect
+
+    params = inspect.signature(ask).parameters
+    reserved = {"backend", "question"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return sorted(k for k in context if k in reserved)
+    accepted = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - reserved
+    return sorted(k for k in context if k not in accepted)
+
+
+# -- the app ----------------------------------------------------------------------------------------------------------
+def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | None = None) -> FastAPI:
+    """Build the server app. ``tasks`` maps a name to an object with ``ask(backend, question, **context) -> dict``."""
+    tasks = {name: t for name, t in (tasks or {}).items()}
+    for name, task in tasks.items():
+        if not callable(getattr(task, "ask", None)):
+            raise ServeError(f"task '{name}' cannot be served: it has no ask() method", "serve only tasks that implement ask()")
+    tokens = read_tokens(settings.tokens_file, settings.tokens_env, settings.tokens)
+    if not tokens:
+        raise ServeError("no bearer tokens configured", f"pass --tokens-file, set ${settings.tokens_env}, or let `ehrforge serve` generate one")
+    auth = TokenAuth(tokens)
+    limiter = RateLimiter(settings.rate_per_minute, settings.rate_burst)
+    # Wrong tokens are limited per address so a token cannot be brute-forced at line speed.
+    failed_auth = RateLimiter(per_minute=30, burst=10)
+    audit = AuditLog(settings.audit_log, log_patient_text=settings.log_patient_text)
+    scheduler = Scheduler(backend, workers=settings.workers, queue_size=settings.queue_size,
+                          queue_timeout_s=settings.queue_timeout_s, max_batch=settings.max_batch)
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        scheduler.close()
+        audit.close()
+
+    # No /docs: Swagger UI loads scripts from a CDN, which a hospital network blocks and a CSP forbids.
+    app = FastAPI(title="ehrforge", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.settings, app.state.scheduler, app.state.audit, app.state.tasks = settings, scheduler, audit, tasks
+    app.state.backend = backend
+
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def caller(request: Request) -> str:
+        name = auth.identify(request.headers.get("authorization"))
+        if name is None:
+            allowed, retry = failed_auth.acquire("ip:" + client_of(request))
+            audit.record(who=None, endpoint=request.url.path, status=401 if allowed else 429, client=client_of(request))
+            if not allowed:
+                raise HTTPException(429, "too many failed authentications; wait and retry", headers=retry_after_header(retry))
+            raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        allowed, retry = limiter.acquire("token:" + name)
+        if not allowed:
+            audit.record(who=name, endpoint=request.url.path, status=429, client=client_of(request))
+            raise HTTPException(429, f"rate limit exceeded ({settings.rate_per_minute:g}/min)", headers=retry_after_header(retry))
+        return name
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        kind = {401: "authentication_error", 404: "not_found", 429: "rate_limit_exceeded"}.get(exc.status_code, "invalid_request_error")
+        return api_error(exc.status_code, str(exc.detail), kind, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name the fields and the rule, never echo the submitted values (they may be patient text).
+        problems = ["/".join(str(p) for p in e.get("loc", ()) if p != "body") + ": " + str(e.get("msg", "invalid"))
+                    for e in exc.errors()]
+        return api_error(400, "invalid request: " + "; ".join(problems), "invalid_request_error")
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        return api_error(503, exc.reason, "server_overloaded", retry_after_header(exc.retry_after_s))
+
+    @app.exception_handler(EhrforgeError)
+    async def known_error(request: Request, exc: EhrforgeError) -> JSONResponse:
+        return api_error(422, exc.one_line(), type(exc).__name__)  # EhrforgeError messages never hold patient text
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:12]
+        log.error("request %s to %s failed: %s", ref, request.url.path, type(exc).__name__)  # no message: may hold data
+        return api_error(500, f"internal error (reference {ref}); see the server log", "internal_error")
+
+    # -- open endpoints -------------------------------------------------------------------------------------------
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": settings.model_name, "uptime_s": round(time.time() - started, 1),
+                "queue": scheduler.snapshot()}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # -- authenticated endpoints ----------------------------------------------------------------------------------
+    @app.get("/v1/models")
+    async def list_models(who: str = Depends(caller)) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": settings.model_name, "object": "model", "created": int(started),
+                                            "owned_by": "ehrforge"}]}
+
+    @app.get("/v1/tasks")
+    async def list_tasks(who: str = Depends(caller)) -> dict[str, Any]:
+        return {"tasks": [{"name": n, "summary": getattr(t, "summary", ""), "endpoint": f"/v1/{n}/ask"} for n, t in tasks.items()]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatRequest, request: Request, who: str = Depends(caller)) -> Any:
+        if body.model not in (None, "", "default", settings.model_name):
+            raise HTTPException(404, f"model not served here; this server serves '{settings.model_name}'")
+        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
+        max_new = min(body.max_completion_tokens or body.max_tokens or settings.default_max_new_tokens, settings.max_new_tokens_cap)
+        last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        t0 = time.perf_counter()
+        completion_id = "chatcmpl-" + uuid.uuid4().hex
+        if body.stream:
+            audit.record(who=who, endpoint="/v1/chat/completions", status=200, question=last_user,
+                         client=client_of(request), stream=True)
+            return StreamingResponse(_sse_chat(completion_id, messages, max_new, body), media_type="text/event-stream",
+                                     headers={"X-Accel-Buffering": "no"})
+        gen = await scheduler.generate(messages, max_new_tokens=max_new, temperature=body.temperature, seed=body.seed)
+        text, stopped = apply_stop(gen.text, body.stop)
+        finish = "stop" if stopped else gen.finish_reason
+        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                                  "logprobs": None}
+        if body.logprobs and gen.token_logprobs is not None:
+            choice["logprobs"] = {"content": [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
+                                              for t, lp in zip(gen.tokens, gen.token_logprobs)]}
+        audit.record(who=who, endpoint="/v1/chat/completions", status=200, question=last_user, client=client_of(request),
+                     completion_tokens=gen.completion_tokens, latency_ms=round(1000 * (time.perf_counter() - t0), 1))
+        return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": settings.model_name,
+                "choices": [choice],
+                "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+                          "total_tokens": gen.prompt_tokens + gen.completion_tokens},
+                "ehrforge": {"confidence": generation_confidence(gen)}}
+
+    async def _sse_chat(completion_id: str, messages: list[dict[str, str]], max_new: int, body: ChatRequest) -> AsyncIterator[str]:
+        created = int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            return "data: " + json.dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                                          "model": settings.model_name,
+                                          "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            finish = "stop"
+            async for piece, finish_reason in _pieces(messages, max_new, body):
+                if piece:
+                    yield chunk({"content": piece})
+                if finish_reason:
+                    finish = finish_reason
+            yield chunk({}, finish)
+        except Overloaded as exc:
+            yield "data: " + json.dumps({"error": {"message": exc.reason, "type": "server_overloaded", "code": 503}}) + "\n\n"
+        except Exception as exc:  # noqa: BLE001 - headers are sent; the error must travel in-band
+            log.error("stream %s failed: %s", completion_id, type(exc).__name__)
+            yield "data: " + json.dumps({"error": {"message": "generation failed", "type": "internal_error", "code": 500}}) + "\n\n"
+        yield "data: [DONE]\n\n"
+
+    async def _pieces(messages: list[dict[str, str]], max_new: int, body: ChatRequest) -> AsyncIterator[tuple[str, str | None]]:
+        """Text pieces as the backend produces them (true streaming when it has ``generate_stream``)."""
+        stream_fn = getattr(backend, "generate_stream", None)
+        if stream_fn is None:
+            gen = await scheduler.generate(messages, max_new_tokens=max_new, temperature=body.temperature, seed=body.seed)
+            text, stopped = apply_stop(gen.text, body.stop)
+            # No incremental API: send the finished text token by token so clients parse it the same way.
+            pieces = gen.tokens if "".join(gen.tokens).strip() == gen.text and not stopped else [text]
+            for piece in pieces:
+                yield piece, None
+            yield "", "stop" if stopped else gen.finish_reason
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancelled = threading.Event()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for piece in stream_fn(messages, max_new_tokens=max_new, temperature=body.temperature, seed=body.seed):
+                    if cancelled.is_set():
+                        break  # the client left: stop spending model time on it
+                    loop.call_soon_threadsafe(queue.put_nowait, piece)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        job = asyncio.ensure_future(scheduler.call(produce))
+        emitted = ""
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    job.result()  # raises Overloaded or the backend's error
+                    continue
+                piece = getter.result()
+                if piece is done:
+                    break
+                emitted += piece
+                cut, stopped = apply_stop(emitted, body.stop)
+                if stopped:
+                    yield cut[len(emitted) - len(piece):], "stop"
+                    return
+                yield piece, None
+            await job
+            yield "", "stop"
+        finally:
+            cancelled.set()
+
+    @app.post("/v1/{task_name}/ask")
+    async def ask(task_name: str, body: AskRequest, request: Request, who: str = Depends(caller)) -> Any:
+        task = tasks.get(task_name)
+        if task is None:
+            raise HTTPException(404, f"no task '{task_name}' is served here; served: {', '.join(sorted(tasks)) or 'none'}")
+        rejected = unaccepted_context(task.ask, body.context)
+        if rejected:
+            # name the keys, never their values
+            raise HTTPException(400, f"context keys not accepted by task '{task_name}': {', '.join(rejected)}")
+        t0 = time.perf_counter()
+        try:
+            result = await scheduler.call(lambda: task.ask(backend, body.question, **body.context))
+        except EhrforgeError as exc:
+            audit.record(who=who, endpoint=f"/v1/{task_name}/ask", status=422, question=body.question,
+                         client=client_of(request), error=type(exc).__name__)
+            raise
+        latency = round(1000 * (time.perf_counter() - t0), 1)
+        out = jsonable_encoder({**dict(result), "task": task_name, "latency_ms": latency},
+                               custom_encoder={bytes: lambda b: f"<{len(b)} bytes>"})
+        audit.record(who=who, endpoint=f"/v1/{task_name}/ask", status=200, question=body.question, client=client_of(request),
+                     abstained=bool(out.get("abstained")), confidence=out.get("confidence"), latency_ms=latency)
+        return out
+
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], allow_credentials=False)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # added last = outermost: runs first
+    return app

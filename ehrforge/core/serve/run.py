@@ -1,0 +1,114 @@
+"""``ehrforge serve``: load the model and tasks, then run the app under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ehrforge.core.serve.auth import generate_token, read_tokens
+from ehrforge.core.serve.settings import ServeSettings, is_loopback
+from ehrforge.errors import EhrforgeError, ServeError
+
+log = logging.getLogger("ehrforge.serve")
+
+
+def load_serving_backend(model: str, **options: Any) -> Any:
+    """A backend from a model spec; adds ``llamacpp:<file.gguf>`` and ``vllm:<dir>`` to :func:`load_backend`'s kinds."""
+    kind, _, target = model.partition(":")
+    if kind == "llamacpp":
+        from ehrforge.core.backends.llamacpp_backend import LlamaCppBackend
+
+        return LlamaCppBackend(target, **options)
+    if kind == "vllm":
+        from ehrforge.core.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(target, **options)
+    from ehrforge.core.backends import load_backend
+
+    return load_backend(model, **options)
+
+
+def load_serving_tasks(db: str | None, names: list[str] | None = None, options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Task objects that can answer questions (have ``ask``).
+
+    With ``names=None`` every registered task that can be built is served (``sql`` only when ``db`` is given); a task
+    that cannot be built is skipped with a log line. Names given explicitly must all load.
+    """
+    from ehrforge.tasks import get_task, task_names
+
+    options = options or {}
+    wanted = names if names is not None else task_names()
+    served: dict[str, Any] = {}
+    for name in wanted:
+        kwargs = dict(options.get(name, {}))
+        if name == "sql":
+            if db is None:
+                if names is not None:
+                    raise ServeError("the sql task needs a database", "pass --db path/to/ehr.sqlite")
+                continue
+            kwargs.setdefault("db", db)
+        try:
+            task = get_task(name, **kwargs)
+        except (ImportError, EhrforgeError, TypeError) as exc:
+            if names is not None:
+                raise ServeError(f"cannot load task '{name}' for serving: {type(exc).__name__}", "check the task options") from None
+            log.info("not serving task %s (%s)", name, type(exc).__name__)
+            continue
+        if callable(getattr(task, "ask", None)):
+            served[name] = task
+        elif names is not None:
+            raise ServeError(f"task '{name}' cannot answer questions (no ask method)", "serve another task")
+    return served
+
+
+def build_app(model: str, db: str | None = None, *, settings: ServeSettings | None = None, backend: Any = None,
+              tasks: list[str] | None = None, task_options: dict[str, dict[str, Any]] | None = None) -> Any:
+    """Everything ``serve`` does except listening: returns the FastAPI app (used by tests and benchmarks too)."""
+    from ehrforge.core.serve.app import create_app
+
+    settings = settings or ServeSettings()
+    if db is not None and not Path(db).is_file():
+        raise ServeError(f"database not found: {db}", "pass the path of an existing EHR database file")
+    backend = backend if backend is not None else load_serving_backend(model)
+    return create_app(settings, backend, load_serving_tasks(db, tasks, task_options))
+
+
+def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int = 8000, tokens_file: str | None = None, *,
+          audit_log: str | None = None, cors_origins: list[str] | tuple[str, ...] = (), log_patient_text: bool = False,
+          workers: int = 1, queue_size: int = 32, rate_per_minute: float = 120.0, max_body_bytes: int = 64 * 1024,
+          tasks: list[str] | None = None, model_name: str | None = None, log_level: str = "info") -> None:
+    """Serve ``model`` (any backend spec) with the task endpoints, the web page and the OpenAI-compatible API.
+
+    Without configured tokens (file or ``$EHRFORGE_SERVE_TOKENS``) a one-off token is generated and printed, which is
+    allowed on loopback only: a server reachable from the network must have deliberately issued tokens.
+    """
+    import uvicorn
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    generated: dict[str, str] = {}
+    settings_kwargs: dict[str, Any] = dict(
+        host=host, port=port, tokens_file=tokens_file, audit_log=audit_log, cors_origins=list(cors_origins),
+        log_patient_text=log_patient_text, workers=workers, queue_size=queue_size, rate_per_minute=rate_per_minute,
+        max_body_bytes=max_body_bytes, model_name=model_name or Path(model.split(":")[-1].rstrip("/")).name or "ehrforge",
+    )
+    probe = ServeSettings(**settings_kwargs)  # validates everything before the (slow) model load
+    if not read_tokens(probe.tokens_file, probe.tokens_env):
+        if not is_loopback(host):
+            raise ServeError(f"refusing to listen on {host} without issued tokens",
+                             "pass --tokens-file (one name:token per line) or set $EHRFORGE_SERVE_TOKENS")
+        generated = {"local": generate_token()}
+    if not is_loopback(host):
+        console.print(f"[yellow]warning:[/] listening on {host} over plain HTTP; put a TLS reverse proxy in front of it")
+    settings = ServeSettings(**settings_kwargs, tokens=generated)
+    with console.status("loading model and tasks…"):
+        app = build_app(model, db, settings=settings, tasks=tasks)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    console.print(f"serving [bold]{settings.model_name}[/] at {url}  tasks: {', '.join(sorted(app.state.tasks)) or 'none'}")
+    if generated:
+        # The fragment (#token=…) never reaches the server or its access log; the page reads it and keeps it in the tab.
+        console.print(f"one-off token (this run only): {generated['local']}")
+        console.print(f"open {url}#token={generated['local']}")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=settings.max_connections,
+                timeout_keep_alive=5, server_header=False)

@@ -1,0 +1,108 @@
+"""Server settings: one typed object, validated up front so a bad deployment fails before it listens.
+
+Defaults suit one clinician team on one machine: loopback only, bearer tokens required, small request bodies, a
+per-token rate limit, a short bounded queue in front of the model (overload answers 503 instead of piling up
+memory), CORS off, and no question text in any log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ehrforge.errors import ConfigError
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0"), is_loopback("localhost")
+    (True, False, True)
+    """
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: the id clients see in ``/v1/models`` and must (or may) send as ``model``
+    model_name: str = "ehrforge"
+    #: file of bearer tokens, one ``name:token`` (or bare ``token``) per line; ``#`` starts a comment
+    tokens_file: Path | None = None
+    #: environment variable holding comma-separated ``name:token`` entries
+    tokens_env: str = "EHRFORGE_SERVE_TOKENS"
+    #: extra tokens given in code (``serve()`` puts a generated one-off token here when none is configured)
+    tokens: dict[str, str] = field(default_factory=dict)
+    #: largest accepted request body; larger ones get 413 before the body is read
+    max_body_bytes: int = 64 * 1024
+    #: per-token (per-IP for unauthenticated attempts) token bucket: sustained rate and burst size
+    rate_per_minute: float = 120.0
+    rate_burst: int = 20
+    #: model calls running at once (a local CPU model gains nothing from more than one)
+    workers: int = 1
+    #: requests allowed to wait for a worker; more answer 503 at once so memory stays bounded
+    queue_size: int = 32
+    #: a request that waited this long for a worker answers 503 instead of running late
+    queue_timeout_s: float = 60.0
+    #: chat requests with identical generation settings waiting together are sent to the model as one batch
+    max_batch: int = 8
+    #: ceiling on ``max_tokens`` a client may request, and the default when it sends none
+    max_new_tokens_cap: int = 512
+    default_max_new_tokens: int = 256
+    #: browser origins allowed to call the API cross-site; empty = CORS off
+    cors_origins: list[str] = field(default_factory=list)
+    #: JSONL audit log (who, when, endpoint, sha256 of the question); None = no audit log
+    audit_log: Path | None = None
+    #: write the question text itself into the audit log (off: only its sha256)
+    log_patient_text: bool = False
+    #: uvicorn's open-connection ceiling (connections past it get 503 from uvicorn itself)
+    max_connections: int = 1024
+
+    def __post_init__(self) -> None:
+        self.tokens_file = Path(self.tokens_file) if self.tokens_file else None
+        self.audit_log = Path(self.audit_log) if self.audit_log else None
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise one :class:`ConfigError` listing every problem."""
+        problems: list[str] = []
+        if not (0 <= self.port <= 65535):
+            problems.append(f"port must be 0..65535, got {self.port}")
+        positive_ints = ("max_body_bytes", "rate_burst", "workers", "max_batch", "max_new_tokens_cap",
+                         "default_max_new_tokens", "max_connections")
+        for name in positive_ints:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.queue_size, int) or self.queue_size < 0:
+            problems.append(f"queue_size must be >= 0, got {self.queue_size!r}")
+        if self.rate_per_minute <= 0:
+            problems.append(f"rate_per_minute must be > 0, got {self.rate_per_minute}")
+        if self.queue_timeout_s <= 0:
+            problems.append(f"queue_timeout_s must be > 0, got {self.queue_timeout_s}")
+        if isinstance(self.default_max_new_tokens, int) and isinstance(self.max_new_tokens_cap, int) \
+                and self.default_max_new_tokens > self.max_new_tokens_cap:
+            problems.append("default_max_new_tokens must not exceed max_new_tokens_cap")
+        if self.tokens_file is not None and not self.tokens_file.is_file():
+            problems.append(f"tokens_file not found: {self.tokens_file}")
+        if "*" in self.cors_origins:
+            problems.append("cors_origins must list explicit origins, not '*' (the API carries patient data)")
+        for origin in self.cors_origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                problems.append(f"cors origin must start with http:// or https://, got {origin!r}")
+        if self.audit_log is not None and self.audit_log.is_dir():
+            problems.append(f"audit_log must be a file path, got a folder: {self.audit_log}")
+        if problems:
+            raise ConfigError(problems, "fix the listed serve settings (see `ehrforge serve --help`)")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
