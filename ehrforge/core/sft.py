@@ -111,8 +111,9 @@ def train_sft(
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar shows loss instead
-    has_ckpt = resume and ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
+    checkpoints = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume and ckpt_dir.exists() else []
+    resumed_from = int(checkpoints[-1].name.split("-")[1]) if checkpoints else 0
+    result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     # Save into a temp folder, then rename: a crash never leaves a half-written adapter that looks complete.
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -128,6 +129,7 @@ def train_sft(
             "sft": asdict(cfg),
             "train_loss": result.training_loss,
             "steps": result.global_step,
+            "resumed_from_step": resumed_from,
         },
     )
     out.mkdir(parents=True, exist_ok=True)

