@@ -1,0 +1,81 @@
+"""FHIR loading: NDJSON, Bundle, folder of resources; invalid resources reported (file, line, reason) and skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ehrforge.errors import DataError
+from ehrforge.tasks.fhirqa.fhir_load import bundled_fhir_dir, load_fhir, patient_of
+
+SECRET = "Zyxwvut-Private-Name"  # stands for patient text: must never appear in a reported reason
+
+
+def _bundled_lines(rtype: str, n: int) -> list[str]:
+    return (bundled_fhir_dir() / f"{rtype}.000.jsonl").read_text().splitlines()[:n]
+
+
+def test_bundled_subset_loads_cleanly() -> None:
+    store = load_fhir(bundled_fhir_dir())
+    assert store.issues == []
+    assert len(store.patient_ids) == 3
+    for pid in store.patient_ids:
+        res = store.patient_resources(pid)
+        assert res[0]["resourceType"] == "Patient"
+        assert {r["resourceType"] for r in res} >= {"Condition", "Encounter", "Procedure", "Immunization"}
+        assert all(r["resourceType"] == "Patient" or patient_of(r) == pid for r in res)
+
+
+def test_invalid_lines_are_reported_and_skipped_without_losing_the_rest(tmp_path: Path) -> None:
+    good = _bundled_lines("Condition", 3)
+    bad_type = json.loads(good[0]) | {"id": "bad-1", "clinicalStatus": SECRET}  # CodeableConcept expected
+    unknown = {"resourceType": "NotAThing", "id": "x", "note": SECRET}
+    path = tmp_path / "Condition.000.ndjson"
+    path.write_text("\n".join([good[0], "{not json " + SECRET, json.dumps(bad_type), good[1], json.dumps(unknown), "", good[2]]) + "\n")
+    store = load_fhir(path)
+    assert len(store.resources) == 3
+    where = [(i.file, i.where) for i in store.issues]
+    assert where == [("Condition.000.ndjson", "line 2"), ("Condition.000.ndjson", "line 3"), ("Condition.000.ndjson", "line 5")]
+    assert "clinicalStatus" in store.issues[1].reason
+    assert "unknown resourceType" in store.issues[2].reason
+    assert all(SECRET not in str(i) for i in store.issues)
+
+
+def test_bundle_and_folder_of_resources(tmp_path: Path) -> None:
+    patient = json.loads(_bundled_lines("Patient", 1)[0])
+    cond = json.loads(_bundled_lines("Condition", 1)[0])
+    cond["subject"] = {"reference": f"urn:uuid:{patient['id']}"}  # transaction-Bundle style reference
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": patient}, {"resource": {"resourceType": "Condition", "id": "c2", "subject": 5}}, {"resource": cond}],
+    }
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle, indent=2))
+    store = load_fhir(tmp_path / "bundle.json")
+    assert [i.where for i in store.issues] == ["entry 1"]
+    assert store.patient_resources(patient["id"])[1]["id"] == cond["id"]
+
+    folder = tmp_path / "resources"
+    folder.mkdir()
+    (folder / "p.json").write_text(json.dumps(patient))
+    (folder / "c.json").write_text(json.dumps(json.loads(_bundled_lines("Condition", 1)[0])))
+    (folder / "log.ndjson").write_text('{"eventId": "kickoff"}\n{"eventId": "done"}\n')
+    store = load_fhir(folder)
+    assert len(store.resources) == 2
+    assert [(i.file, i.where) for i in store.issues] == [("log.ndjson", "file")]
+
+
+def test_missing_source_and_unknown_patient_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        load_fhir(tmp_path / "nope")
+    with pytest.raises(DataError, match="unknown patient id 'nobody'"):
+        load_fhir(bundled_fhir_dir()).patient_resources("nobody")
+
+
+def test_shared_synthea_export_validates(shared_data: Path) -> None:
+    store = load_fhir(shared_data / "synthea_fhir_10")
+    assert len(store.patient_ids) == 13
+    assert len(store.resources) == 7160  # the README table, summed
+    assert [i.where for i in store.issues] == ["file"]  # only log.ndjson, which holds no resources
