@@ -54,6 +54,8 @@ def _task(cfg, **extra: object):
         options.setdefault("entropy", cfg.abstention.entropy)
         options.setdefault("threshold", cfg.abstention.threshold)
         options.setdefault("execution_filter", cfg.abstention.execution_filter)
+    if cfg.max_new_tokens:
+        options.setdefault("max_new_tokens", cfg.max_new_tokens)
     options.update({k: v for k, v in extra.items() if v is not None})
     return get_task(cfg.task, **options)
 

@@ -18,7 +18,7 @@ from ehrforge.core.evaluate import peak_rss_mb
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.progress import console, progress_bar
 from ehrforge.core.sft import SFTConfig, train_sft
-from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer
+from ehrforge.core.types import ABSTAIN_TOKEN, Abstain
 from ehrforge.tasks.sql import data as sql_data
 from ehrforge.tasks.sql.abstention import tune_threshold
 from ehrforge.tasks.sql.task import SQLTask
@@ -82,7 +82,8 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     out = Path(cfg.output_dir)
     source = cfg.data.source
     db = ensure_database(cfg.db, source)
-    task = SQLTask(db, source=source, entropy=cfg.abstention.entropy, execution_filter=cfg.abstention.execution_filter)
+    task = SQLTask(db, source=source, entropy=cfg.abstention.entropy, execution_filter=cfg.abstention.execution_filter,
+                   max_new_tokens=cfg.max_new_tokens or 256)
     train = task.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed)
     dev, test, pool = sql_data.split_three(task.load("valid", seed=cfg.data.seed), seed=cfg.data.seed)
     if cfg.data.valid_limit:
@@ -133,6 +134,3 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     atomic_write_json(out / "sql_results.json", result)
     return result
 
-
-def answer_rate(preds: list) -> float:
-    return sum(isinstance(p, Answer) for p in preds) / max(1, len(preds))

@@ -82,7 +82,9 @@ class SQLTask(Task):
         execution_filter: bool = True,
         max_rows: int = 1000,
         timeout_s: float = 5.0,
+        max_new_tokens: int = 256,
     ) -> None:
+        self.max_new_tokens = max_new_tokens  # gold SQL: median 109, p90 296 SmolLM2 tokens
         self.db = Path(db) if db is not None else None
         self.source = source
         self.policy = SQLPolicy(entropy, threshold, execution_filter, max_rows, timeout_s)
