@@ -110,6 +110,13 @@ def train_sft(
     )
     from transformers.trainer_callback import PrinterCallback
 
+    kept = len(trainer.train_dataset)
+    if kept == 0:
+        raise DataError(
+            f"all {len(rows)} training examples lose their answer to truncation at max_seq_len={cfg.max_seq_len}",
+            "raise sft.max_seq_len (prompt + answer must fit)",
+        )
+
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar shows loss instead
     checkpoints = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume and ckpt_dir.exists() else []
     resumed_from = int(checkpoints[-1].name.split("-")[1]) if checkpoints else 0
@@ -125,6 +132,7 @@ def train_sft(
             "base_model": base_model if base_model in BUNDLED_ALIASES else str(resolve_model(base_model).resolve()),
             "task": task.name,
             "train_records": len(records),
+            "examples_kept_after_truncation": kept,
             "extra_rows": len(extra_rows),
             "sft": asdict(cfg),
             "train_loss": result.training_loss,

@@ -1,0 +1,64 @@
+"""EHRSQL 2024 reliability scores on the valid split: abstain-all, base model, stage 1 (SFT), stage 2 (self-training).
+
+Each model gets its own token-entropy threshold tuned on a dev third of valid; scores are on a disjoint test third;
+the last third is the unlabelled pool for self-training. Writes benchmarks/results/sql_rs.json.
+
+    python benchmarks/sql_rs.py --data ../shared/data/ehrsql2024/v1.0 --train-limit 400 --valid-limit 60 --steps 80
+    python benchmarks/sql_rs.py --data ../shared/data/ehrsql2024/v1.0 --full   # GPU: all questions, 3 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _env import device_info  # noqa: E402
+
+from ehrforge.config import load_config  # noqa: E402
+from ehrforge.core.io import atomic_write_json  # noqa: E402
+from ehrforge.tasks.sql.recipe import run_sql_recipe  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None, help="EHRSQL version folder (default: bundled subset)")
+    ap.add_argument("--model", default="bundled")
+    ap.add_argument("--train-limit", type=int, default=400)
+    ap.add_argument("--valid-limit", type=int, default=60, help="questions in each of dev/test/pool")
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--full", action="store_true", help="no subsampling; epochs instead of steps (GPU)")
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--out", default="runs/bench-sql")
+    ap.add_argument("--json", default="benchmarks/results/sql_rs.json")
+    args = ap.parse_args()
+
+    overrides = [f"sft.dtype={args.dtype}", "sft.learning_rate=5e-4", "sft.max_seq_len=1024"]
+    if args.full:
+        overrides += ["sft.epochs=3", "sft.batch_size=8"]
+    else:
+        overrides += [f"sft.max_steps={args.steps}", f"data.train_limit={args.train_limit}", f"data.valid_limit={args.valid_limit}"]
+    if args.data:
+        overrides.append(f"data.source={args.data}")
+    cfg = load_config(overrides=overrides, task="sql", model=args.model, output_dir=args.out, max_new_tokens=args.max_new_tokens)
+    start = time.perf_counter()
+    result = run_sql_recipe(cfg, stages=2)
+    report = {
+        "benchmark": "sql_rs",
+        "command": " ".join(sys.argv),
+        "device": device_info(),
+        "subsampled": not args.full,
+        "total_wall_s": round(time.perf_counter() - start, 1),
+        **result,
+    }
+    atomic_write_json(args.json, report)
+    print(json.dumps({k: {m: v for m, v in row.items() if m in ("RS0", "RS5", "RS10", "RSN", "execution_accuracy", "wall_s")}
+                      for k, row in result["rows"].items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
