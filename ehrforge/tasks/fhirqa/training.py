@@ -1,0 +1,53 @@
+"""Fine-tuning for fhirqa: one LoRA per subtask, or sequentially (task 1, then task 2 on top of it).
+
+Sequential fine-tuning follows the paper's setup: the model first learns to select relevant resources, then the
+task-1 adapter is merged and a second LoRA learns to answer. ``core.sft.train_sft`` does the stacking (an adapter
+folder as ``base_model`` is merged before the new LoRA), so the final folder loads with
+``load_backend("transformers:<out>/answer")`` and carries both stages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ehrforge.tasks.base import Record
+
+
+def train_subtask(
+    subtask: str,
+    records: Sequence[Record],
+    base_model: str,
+    out_dir: str | os.PathLike,
+    cfg: Any = None,
+    *,
+    resume: bool = True,
+    task_options: dict[str, Any] | None = None,
+) -> Path:
+    """LoRA SFT of ``base_model`` on one subtask (``select`` or ``answer``) of ``records``."""
+    from ehrforge.core.sft import train_sft
+    from ehrforge.tasks.fhirqa.task import FHIRQATask
+
+    task = FHIRQATask(subtask, **(task_options or {}))
+    return train_sft(task, records, base_model, out_dir, cfg, resume=resume)
+
+
+def train_sequential(
+    records: Sequence[Record],
+    base_model: str,
+    out_dir: str | os.PathLike,
+    cfg: Any = None,
+    *,
+    resume: bool = True,
+    task_options: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Train ``<out>/select`` on task 1, then ``<out>/answer`` on task 2 starting from it. A finished stage is
+    reused when re-run (resume), so an interruption during stage 2 does not repeat stage 1."""
+    out = Path(out_dir)
+    select_dir = out / "select"
+    if not (resume and (select_dir / "adapter_config.json").exists()):
+        train_subtask("select", records, base_model, select_dir, cfg, resume=resume, task_options=task_options)
+    answer_dir = train_subtask("answer", records, str(select_dir), out / "answer", cfg, resume=resume, task_options=task_options)
+    return {"select": select_dir, "answer": answer_dir}

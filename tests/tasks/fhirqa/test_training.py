@@ -1,0 +1,51 @@
+"""Real training and inference on the tiny local model: sequential LoRA (select → answer), eval, ask."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ehrforge.core.backends import load_backend
+from ehrforge.core.evaluate import evaluate
+from ehrforge.core.sft import SFTConfig
+from ehrforge.core.types import Abstain, Answer
+from ehrforge.tasks import get_task
+from ehrforge.tasks.fhirqa.training import train_sequential
+
+
+def test_sequential_training_then_eval_and_ask(tiny_model_dir: Path, tmp_path: Path) -> None:
+    task = get_task("fhirqa", subtask="both", max_candidates=4, context_tokens=256)
+    records = task.load("train", limit=4, seed=0)
+    cfg = SFTConfig(max_steps=2, batch_size=2, max_seq_len=2048, lora_r=4, lora_alpha=8, save_steps=100)
+    out = train_sequential(records, str(tiny_model_dir), tmp_path / "fhirqa", cfg, task_options={"max_candidates": 4})
+    assert (out["select"] / "adapter_config.json").exists() and (out["answer"] / "adapter_config.json").exists()
+    meta = json.loads((out["answer"] / "ehrforge_model.json").read_text())
+    assert Path(meta["base_model"]) == out["select"].resolve()  # stage 2 was trained on top of stage 1
+    assert meta["steps"] == 2
+
+    # the stacked adapter loads like any model and runs the whole two-step pipeline
+    backend = load_backend(f"transformers:{out['answer']}")
+    valid = task.load("valid", limit=2, seed=0)
+    task.max_new_tokens = 8
+    results = evaluate(task, {"tiny-seq": backend}, valid)
+    metrics = results["tiny-seq"]
+    assert {"select_f1", "meteor", "abstain_rate", "examples_per_s"} <= metrics.keys()
+    assert 0.0 <= metrics["select_f1"] <= 1.0
+
+    pid = task.store().patient_ids[0]
+    pred = task.ask(backend, pid, "What is the patient allergic to?")
+    assert isinstance(pred, (Answer, Abstain))
+    if isinstance(pred, Answer):
+        assert pred.evidence["prompt_tokens"] > 0 and pred.evidence["resource_ids"]
+
+    # re-running resumes: the finished select stage is reused, not retrained
+    mtime = (out["select"] / "adapter_model.safetensors").stat().st_mtime
+    train_sequential(records, str(tiny_model_dir), tmp_path / "fhirqa", cfg, task_options={"max_candidates": 4})
+    assert (out["select"] / "adapter_model.safetensors").stat().st_mtime == mtime
+
+
+def test_task_train_single_subtask(tiny_model_dir: Path, tmp_path: Path) -> None:
+    task = get_task("fhirqa", subtask="answer", max_candidates=4)
+    records = task.load("train", limit=2, seed=1)
+    adapter = task.train(records, str(tiny_model_dir), tmp_path / "ans", SFTConfig(max_steps=1, batch_size=2, max_seq_len=2048, lora_r=4))
+    assert json.loads((adapter / "ehrforge_model.json").read_text())["task"] == "fhirqa"
