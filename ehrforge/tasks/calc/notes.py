@@ -204,5 +204,6 @@ def make_item(calc: Calculator, rng: random.Random, item_id: str) -> dict[str, A
         "upper_limit": upper,
         "reasoning": "Relevant values from the note:\n" + "\n".join(extracted) + "\n" + "\n".join(lines),
         "inputs": {n: _jsonable(patient.values[n]) for n in calc.inputs},
+        "shown": {n: patient.shown[n] for n in calc.inputs if n in patient.shown},
         "source": "synthetic",
     }

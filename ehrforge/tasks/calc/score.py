@@ -81,7 +81,7 @@ def prediction_correct(record: dict[str, Any], prediction: Answer | Abstain) -> 
 
 def score_predictions(records: Sequence[dict[str, Any]], predictions: Sequence[Answer | Abstain]) -> dict[str, float]:
     """``accuracy`` overall, ``accuracy/<calculator>`` and ``accuracy/<output_type>``, plus ``abstain_rate`` and
-    counts ``n`` / ``n/<...>``. An abstention counts as wrong (MedCalc-Bench has no abstain option)."""
+    counts ``n`` / ``n_<...>`` (``n_`` keys are hidden by ``metrics_table``). An abstention counts as wrong (MedCalc-Bench has no abstain option)."""
     hits: dict[str, list[bool]] = defaultdict(list)
     abstained = 0
     for record, pred in zip(records, predictions):
@@ -93,5 +93,26 @@ def score_predictions(records: Sequence[dict[str, Any]], predictions: Sequence[A
     out: dict[str, float] = {"accuracy": sum(hits["accuracy"]) / n if n else 0.0, "abstain_rate": abstained / n if n else 0.0, "n": float(n)}
     for key in sorted(k for k in hits if k != "accuracy"):
         out[key] = sum(hits[key]) / len(hits[key])
-        out["n/" + key.split("/", 1)[1]] = float(len(hits[key]))
+        out["n_" + key.split("/", 1)[1]] = float(len(hits[key]))
     return out
+
+
+def breakdown_table(results: dict[str, dict[str, float]], title: str = "calc accuracy by calculator and output type") -> Any:
+    """A rich table with one row per calculator / output type and one column per model (``evaluate``'s result):
+    the per-calculator view that a one-row-per-model table cannot show for 45 calculators."""
+    from rich.table import Table
+
+    models = list(results)
+    keys = sorted({k for m in results.values() for k in m if k.startswith("accuracy/")},
+                  key=lambda k: (k.split("/")[1] not in ("decimal", "integer", "date"), k))
+    table = Table(title=title)
+    table.add_column("group", style="bold")
+    table.add_column("n", justify="right")
+    for name in models:
+        table.add_column(name, justify="right")
+    for key in ["accuracy", *keys]:
+        group = key.split("/", 1)[1] if "/" in key else "all"
+        n = next((m.get("n_" + group, m.get("n")) for m in results.values() if key in m), None)
+        cells = [f"{results[m][key]:.3f}" if key in results[m] else "—" for m in models]
+        table.add_row(group, "" if n is None else str(int(n)), *cells)
+    return table
