@@ -71,7 +71,7 @@ def execute_readonly(
     """Guard ``sql`` (unless it is already a ``GuardedSQL``) and run it read-only on ``db``.
 
     ``db`` is a SQLite file, a ``.duckdb`` file or a ``postgresql://`` URL. At most ``max_rows`` rows come back
-    (``None``: all of them; the scorer needs every row, like the official program). Raises ``SQLGuardError`` when
+    (``None``: all of them). Raises ``SQLGuardError`` when
     the guard rejects the SQL, the database refuses it, or it runs longer than ``timeout_s``; ``DatabaseError``
     when the database cannot be opened.
     """
@@ -125,7 +125,7 @@ def _open_sqlite(path: Path) -> sqlite3.Connection:
         raise DatabaseError(f"database file not found: {path}", _DB_HINT)
     uri = path.resolve().as_uri() + "?mode=ro"
     try:
-        con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        con = sqlite3.connect(uri, uri=True)
         # Same decoding as the official scorer, so invalid UTF-8 in the data never crashes a query.
         con.text_factory = lambda b: b.decode(errors="ignore")
         con.execute("PRAGMA query_only=ON")

@@ -226,9 +226,10 @@ def _tokens(sql: str, dialect: str) -> list:
     return tokens
 
 
-def _parse_one(sql: str, dialect: str) -> exp.Expression:
+def _parse_one(tokens: list, sql: str, dialect: str) -> exp.Expression:
+    # Parse the tokens already checked above (tokenising twice would cost a third of the guard's time).
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        statements = [s for s in Dialect.get_or_raise(dialect).parser().parse(tokens, sql) if s is not None]
     except (SqlglotError, ValueError, RecursionError) as err:
         raise _reject(f"SQL could not be parsed ({type(err).__name__})", "check the syntax; " + _HINT_SELECT) from None
     if len(statements) != 1:
@@ -257,7 +258,7 @@ def _check_function(node: exp.Func) -> None:
     raise _reject(f"function '{_short(name)}' is not allowed{suffix}", "use standard SQLite functions only")
 
 
-def _collect_scope_names(tree: exp.Expression) -> tuple[set[str], set[str]]:
+def _collect_scope_names(nodes: list[exp.Expression]) -> tuple[set[str], set[str]]:
     """CTE names, and derived names (subquery / CTE aliases, projection aliases, CTE column lists).
 
     Deliberately global rather than per scope: a bare column that names *some* alias of the query is accepted.
@@ -265,16 +266,16 @@ def _collect_scope_names(tree: exp.Expression) -> tuple[set[str], set[str]]:
     gold SQL (derived tables T1/T2 with aliased columns C1) accepted."""
     ctes: set[str] = set()
     derived: set[str] = set()
-    for cte in tree.find_all(exp.CTE):
+    for cte in (n for n in nodes if isinstance(n, exp.CTE)):
         ctes.add(cte.alias_or_name.lower())
         table_alias = cte.args.get("alias")
         if isinstance(table_alias, exp.TableAlias):
             derived.update(c.name.lower() for c in table_alias.columns)
-    for alias in tree.find_all(exp.TableAlias):
+    for alias in (n for n in nodes if isinstance(n, exp.TableAlias)):
         if alias.name:
             derived.add(alias.name.lower())
         derived.update(c.name.lower() for c in alias.columns)
-    for alias in tree.find_all(exp.Alias):
+    for alias in (n for n in nodes if isinstance(n, exp.Alias)):
         if alias.alias:
             derived.add(alias.alias.lower())
     return ctes, derived
@@ -285,11 +286,11 @@ def _table_key(table: exp.Table) -> str:
     return ".".join(parts).lower()
 
 
-def _check_names(tree: exp.Expression, allowed: dict[str, frozenset[str]]) -> tuple[frozenset[str], frozenset[str]]:
-    ctes, derived = _collect_scope_names(tree)
+def _check_names(nodes: list[exp.Expression], allowed: dict[str, frozenset[str]]) -> tuple[frozenset[str], frozenset[str]]:
+    ctes, derived = _collect_scope_names(nodes)
     alias_to_table: dict[str, str | None] = {}  # None: a CTE / derived table, whose columns we do not track
     tables: set[str] = set()
-    for table in tree.find_all(exp.Table):
+    for table in (n for n in nodes if isinstance(n, exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             raise _reject("table-valued functions are not allowed in FROM", "select from the EHR tables")
         key = _table_key(table)
@@ -302,12 +303,12 @@ def _check_names(tree: exp.Expression, allowed: dict[str, frozenset[str]]) -> tu
             alias_to_table[alias] = None
         else:
             raise _reject(f"unknown table '{_short(key)}'", "use only the EHR tables: " + ", ".join(sorted(allowed)))
-    for sub in tree.find_all(exp.Subquery):
+    for sub in (n for n in nodes if isinstance(n, exp.Subquery)):
         if sub.alias:
             alias_to_table[sub.alias.lower()] = None
 
     known_columns = frozenset().union(*allowed.values()) if allowed else frozenset()
-    for col in tree.find_all(exp.Column):
+    for col in (n for n in nodes if isinstance(n, exp.Column)):
         if isinstance(col.this, exp.Star):
             name = "*"
         else:
@@ -329,11 +330,11 @@ def _check_names(tree: exp.Expression, allowed: dict[str, frozenset[str]]) -> tu
     return frozenset(tables), frozenset(ctes)
 
 
-def _check_tree(tree: exp.Expression) -> None:
+def _check_tree(tree: exp.Expression, nodes: list[exp.Expression]) -> None:
     root = tree.this if isinstance(tree, exp.Subquery) else tree
     if not isinstance(root, (exp.Select, exp.SetOperation, exp.Subquery)):
         raise _reject(f"only SELECT queries are allowed (got {type(root).__name__.upper()})")
-    for node in tree.walk():
+    for node in nodes:
         if isinstance(node, _FORBIDDEN_NODES):
             raise _reject(f"{type(node).__name__.upper()} is not allowed inside a query")
         if isinstance(node, exp.With) and node.args.get("recursive"):
@@ -380,11 +381,13 @@ def check_sql(
     if tokens[-1].token_type == TokenType.SEMICOLON:
         # One trailing ';' is how most models end a statement; drop it so the executed text has none.
         text = text[: tokens[-1].start].rstrip()
-        if not text:
+        tokens = tokens[:-1]
+        if not tokens:
             raise _reject("empty SQL", _HINT_SELECT)
-    tree = _parse_one(text, dialect)
-    _check_tree(tree)
-    tables, ctes = _check_names(tree, allowed_map)
+    tree = _parse_one(tokens, text, dialect)
+    nodes = list(tree.walk())  # one walk, shared by every check below
+    _check_tree(tree, nodes)
+    tables, ctes = _check_names(nodes, allowed_map)
     return GuardedSQL(sql=text, tree=tree, tables=tables, ctes=ctes, dialect=dialect)
 
 

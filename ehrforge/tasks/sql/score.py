@@ -36,6 +36,9 @@ from ehrforge.tasks.sql.guard import post_process_sql
 
 #: The official program compares only the first 100 (sorted) rows.
 MAX_COMPARED_ROWS = 100
+#: Results longer than this count as an error instead of being held in memory. The official program fetches every
+#: row; EHRSQL gold answers are a handful of rows, so only runaway predictions (cross joins) ever reach this.
+MAX_SCORED_ROWS = 100_000
 #: Official scorer penalties reported by default (plus N = number of questions).
 PENALTIES = (0, 5, 10)
 
@@ -92,12 +95,13 @@ def execution_answers(
     tag: str,
     *,
     timeout_s: float = 10.0,
-    max_rows: int | None = None,
+    max_rows: int | None = MAX_SCORED_ROWS,
 ) -> dict[str, str]:
     """Execute every SQL (``tag`` is ``"real"`` for gold, ``"pred"`` for predictions) and return canonical answers.
 
-    Abstentions stay ``"null"``; an SQL error, a guard violation or a timeout becomes ``"error_<tag>"``. All rows are
-    fetched by default (``max_rows=None``) because the official program sorts the full result before keeping 100.
+    Abstentions stay ``"null"``; an SQL error, a guard violation or a timeout becomes ``"error_<tag>"``. Every row is
+    needed because the official program sorts the full result before keeping 100, so a result with more than
+    ``max_rows`` rows is also ``"error_<tag>"`` rather than a silently different answer (``None``: no limit).
     Raises ``DatabaseError`` once, up front, when the database is missing rather than marking every item wrong.
     """
     if tag not in ("real", "pred"):
@@ -112,7 +116,7 @@ def execution_answers(
         try:
             result = execute_readonly(db_path, sql, max_rows=max_rows, timeout_s=timeout_s)
             checked_db = True
-            answers[key] = process_answer(result.rows)
+            answers[key] = f"error_{tag}" if result.truncated else process_answer(result.rows)
         except DatabaseError:
             if not checked_db:
                 raise

@@ -124,6 +124,8 @@ FIXTURE: dict[str, tuple[str, object]] = {
                  "WHERE x.hadm_id = 20003"),
     "a24_percent_y": ("SELECT COUNT(*) FROM labevents WHERE strftime('%y', labevents.charttime) = '2100'",
                       "SELECT COUNT(*) FROM labevents"),
+    "a25_third_decimal": (_LAB, "SELECT ROUND(labevents.valuenum, 2) FROM labevents WHERE labevents.itemid = 50912 "
+                                "AND labevents.hadm_id = 20001"),
     "u01_abstain": ("null", "null"),
     "u02_abstain_object": ("null", Abstain("out of scope")),
     "u03_abstain_spaces": ("null", "  null "),
@@ -286,6 +288,12 @@ def test_execution_answers_missing_db_raises_database_error(tmp_path: Path) -> N
 def test_execution_answers_rejects_non_sql_prediction(fixture_db: Path) -> None:
     with pytest.raises(DataError, match="id q"):
         execution_answers(fixture_db, {"q": 42}, "pred")
+
+
+def test_results_over_the_row_cap_count_as_errors(fixture_db: Path) -> None:
+    sql = {"q": "SELECT cost.cost FROM cost"}  # 150 rows
+    assert execution_answers(fixture_db, sql, "pred", max_rows=149) == {"q": "error_pred"}
+    assert execution_answers(fixture_db, sql, "pred", max_rows=150)["q"].startswith("[['1.0'], ['10.0'], ['100.0']")
 
 
 def test_destructive_prediction_scores_as_error_and_leaves_db_intact(fixture_db: Path) -> None:
