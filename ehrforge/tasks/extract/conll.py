@@ -5,7 +5,7 @@ A *span record* is the one shape the extract recipe works with::
     {"id": "ncbi-train-12", "text": "Germline mutations in BRCA1 ...",
      "tokens": [[0, 8], [9, 18], ...],                  # word offsets (optional; kept from CoNLL for round trips)
      "entities": [{"start": 22, "end": 27, "label": "Disease", "text": "BRCA1"}],
-     "relations": [{"head": 0, "tail": 1, "type": "CID"}]}   # indices into ``entities`` (optional)
+     "relations": [{"head": 0, "tail": 1, "type": "CID"}]}   # indices into ``entities``; absent = not annotated
 
 Reading CoNLL joins the tokens with single spaces (so offsets are exact and the file round-trips byte for byte).
 Records without ``tokens`` (synthetic text) are tokenized with :func:`word_offsets`, which also cuts words at entity
@@ -129,8 +129,7 @@ def tokens_to_record(tokens: Sequence[str], tags: Sequence[str], rec_id: str) ->
         "text": text,
         "tokens": [list(w) for w in words],
         "entities": iob_to_spans(words, tags, text),
-        "relations": [],
-    }
+    }  # no "relations" key: IOB files carry no relation annotations (an empty list would claim "none here")
 
 
 def read_conll(path: str | os.PathLike, *, id_prefix: str | None = None) -> list[Record]:
