@@ -234,7 +234,29 @@ def demo(
     console.print(f"results: {Path(out) / 'sql_results.json'}")
 
 
+def _quiet_libraries() -> None:
+    """Library progress bars and warnings would bury our one-line errors; our own rich bars show progress."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("transformers", "datasets", "peft", "trl", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
 def main() -> None:
+    _quiet_libraries()
     try:
         app()
     except EhrforgeError as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer, Generation, Message, Prediction
-from ehrforge.errors import EhrforgeError
+from ehrforge.errors import DatabaseError, SQLGuardError
 from ehrforge.tasks.base import Record, RewardFn, Task
 from ehrforge.tasks.sql import data as sql_data
 from ehrforge.tasks.sql.schema import CURRENT_TIME, schema_prompt
@@ -85,7 +85,11 @@ class SQLTask(Task):
         max_new_tokens: int = 256,
     ) -> None:
         self.max_new_tokens = max_new_tokens  # gold SQL: median 109, p90 296 SmolLM2 tokens
-        self.db = Path(db) if db is not None else None
+        self.db = Path(db) if db is not None and not str(db).startswith("postgresql://") else db
+        if isinstance(self.db, Path) and not self.db.exists():
+            from ehrforge.errors import DatabaseError
+
+            raise DatabaseError(f"database not found: {self.db}", "build the demo one with `ehrforge data --task sql`, or pass --db")
         self.source = source
         self.policy = SQLPolicy(entropy, threshold, execution_filter, max_rows, timeout_s)
         self._system = SYSTEM_PROMPT.format(now=CURRENT_TIME, schema=schema_prompt())
@@ -131,10 +135,12 @@ class SQLTask(Task):
 
         try:
             result = execute_readonly(self.db, sql, max_rows=self.policy.max_rows, timeout_s=self.policy.timeout_s)
-        except EhrforgeError as exc:
-            if exc.__class__.__name__ == "DatabaseError" and "not found" in exc.message:
-                raise
+        except SQLGuardError as exc:
             return Abstain(f"SQL rejected: {exc.message}")
+        except DatabaseError as exc:
+            if "not found" in exc.message:
+                raise
+            return Abstain(f"SQL failed: {exc.message}")
         if not result.rows:
             return Abstain("SQL returned no rows")
         return result

@@ -1,0 +1,104 @@
+"""The SQL recipe end to end on a real SQLite database and a real (tiny) transformer: build → base → SFT →
+threshold tuning → self-training; plus the CLI's `ask` and bad-input paths."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ehrforge.config import load_config
+from ehrforge.core.types import Abstain
+from ehrforge.tasks.sql.recipe import ensure_database, run_sql_recipe
+from ehrforge.tasks.sql.task import SQLTask
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    return ensure_database(tmp_path_factory.mktemp("db") / "ehr.sqlite", None)
+
+
+def test_recipe_end_to_end_with_tiny_model(tiny_model_dir, demo_db, tmp_path):
+    cfg = load_config(
+        overrides=["sft.max_steps=2", "sft.max_seq_len=4096", "data.train_limit=12", "data.valid_limit=6"],
+        model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), db=str(demo_db), max_new_tokens=12,
+    )
+    result = run_sql_recipe(cfg, stages=2)
+    rows = result["rows"]
+    assert set(rows) == {"abstain-all", "base", "stage1", "stage2"}
+    # Abstaining on everything scores exactly the unanswerable share, whatever the penalty.
+    share = 100 * result["sizes"]["test_unanswerable"] / result["sizes"]["test"]
+    for key in ("RS0", "RS5", "RS10", "RSN"):
+        assert rows["abstain-all"][key] == pytest.approx(share)
+    for name in ("base", "stage1", "stage2"):
+        assert -100 * result["sizes"]["test"] <= rows[name]["RSN"] <= rows[name]["RS0"] <= 100
+    assert (tmp_path / "run" / "stage1" / "adapter_config.json").exists()
+    assert (tmp_path / "run" / "stage2" / "adapter_config.json").exists()
+    assert rows["stage2"]["pseudo_labelled"] >= 0
+    saved = json.loads((tmp_path / "run" / "sql_results.json").read_text())
+    assert saved["rows"]["stage1"]["RS10"] == rows["stage1"]["RS10"]
+    # A second run reuses the trained stages (resume) instead of training again.
+    mtime = (tmp_path / "run" / "stage1" / "adapter_model.safetensors").stat().st_mtime
+    run_sql_recipe(cfg, stages=1, include_base=False)
+    assert (tmp_path / "run" / "stage1" / "adapter_model.safetensors").stat().st_mtime == mtime
+
+
+def test_gold_sql_scores_perfectly_and_abstains_on_unanswerable(demo_db):
+    task = SQLTask(demo_db)
+    records = task.load("valid", limit=20)
+    from ehrforge.core.types import Answer
+
+    preds = [Answer(r["sql"]) if r["sql"] != "null" else Abstain("gold") for r in records]
+    scores = task.score(records, preds)
+    assert scores["RS10"] == 100.0 and scores["execution_accuracy"] == 1.0
+
+
+def test_execution_filter_turns_bad_sql_into_abstentions(demo_db):
+    task = SQLTask(demo_db)
+    from ehrforge.core.types import Answer
+
+    assert isinstance(task.apply_policy(Answer("SELECT nope FROM patients", 0.9, {"uncertainty": 0.1})), Abstain)
+    assert "rejected" in task.apply_policy(Answer("DROP TABLE patients", 0.9, {"uncertainty": 0.1})).reason
+    empty = task.apply_policy(Answer("SELECT subject_id FROM patients WHERE subject_id = -1", 0.9, {"uncertainty": 0.1}))
+    assert isinstance(empty, Abstain) and "no rows" in empty.reason
+    ok = task.apply_policy(Answer("SELECT COUNT(*) FROM patients", 0.9, {"uncertainty": 0.1}))
+    assert ok.evidence["result"].rows[0][0] > 0
+
+
+def _cli(*args, env_home):
+    import os
+
+    env = {**os.environ, "EHRFORGE_HOME": str(env_home), "EHRFORGE_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-m", "ehrforge", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_cli_ask_prints_sql_result_or_abstention(tiny_model_dir, demo_db, tmp_path):
+    proc = _cli("ask", "How many patients were admitted in 2100?", "--model", str(tiny_model_dir), "--db", str(demo_db),
+                "--json", "--set", "max_new_tokens=8", env_home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    reply = json.loads(proc.stdout)
+    assert set(reply) >= {"answer", "abstained", "reason", "confidence"}
+    assert reply["abstained"] is True and reply["reason"]  # a random tiny model cannot write valid SQL
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--task", "sqll"], "did you mean 'sql'"),
+        (["ask", "q", "--model", "/no/such/model", "--db", "{db}"], "model not found"),
+        (["ask", "q", "--db", "/no/such.sqlite", "--model", "{model}"], "database"),
+        (["train", "--config", "{bad_yaml}"], "not valid YAML"),
+        (["eval", "--data", "{bad_jsonl}", "--db", "{db}"], "malformed JSON on line 2"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_1(args, message, tiny_model_dir, demo_db, tmp_path):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("sft: [1\n")
+    bad_jsonl = tmp_path / "q.jsonl"
+    bad_jsonl.write_text('{"id": "1", "question": "Patient 10021118 secret note"}\n{broken\n')
+    args = [a.format(db=demo_db, model=tiny_model_dir, bad_yaml=bad_yaml, bad_jsonl=bad_jsonl) for a in args]
+    proc = _cli(*args, env_home=tmp_path)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
