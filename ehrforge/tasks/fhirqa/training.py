@@ -43,11 +43,14 @@ def train_sequential(
     resume: bool = True,
     task_options: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Train ``<out>/select`` on task 1, then ``<out>/answer`` on task 2 starting from it. A finished stage is
-    reused when re-run (resume), so an interruption during stage 2 does not repeat stage 1."""
+    """Train ``<out>/select`` on task 1, then ``<out>/answer`` on task 2 starting from it. With ``resume`` a
+    finished stage (its adapter saved) is reused, so an interruption in stage 2 does not repeat stage 1; pass
+    ``resume=False`` or delete the folder to retrain."""
     out = Path(out_dir)
-    select_dir = out / "select"
-    if not (resume and (select_dir / "adapter_config.json").exists()):
-        train_subtask("select", records, base_model, select_dir, cfg, resume=resume, task_options=task_options)
-    answer_dir = train_subtask("answer", records, str(select_dir), out / "answer", cfg, resume=resume, task_options=task_options)
-    return {"select": select_dir, "answer": answer_dir}
+    stages = {"select": out / "select", "answer": out / "answer"}
+    base = base_model
+    for subtask, folder in stages.items():
+        if not (resume and (folder / "adapter_config.json").exists()):
+            train_subtask(subtask, records, base, folder, cfg, resume=resume, task_options=task_options)
+        base = str(folder)
+    return stages
