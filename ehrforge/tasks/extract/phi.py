@@ -23,7 +23,7 @@ _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
     r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
 )
-_CAP = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
+_CAP = r"[A-Z](?:[a-z]+|'[A-Z][a-z]+)(?:-[A-Z][a-z]+)?"  # Carter, O'Neil, Smith-Jones
 
 #: type -> compiled pattern. Order matters only for readability; overlapping findings are all reported.
 PATTERNS: dict[str, re.Pattern[str]] = {
