@@ -35,7 +35,7 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'bundled', a local
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run configuration.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set sft.max_steps=20 (repeatable).")]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data source (e.g. an EHRSQL folder or JSONL file); default: bundled.")]
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="EHR database: SQLite/DuckDB file or postgresql:// URL (sql task).")]
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="EHR database: SQLite/DuckDB file or postgresql:// URL (sql task).")]
 
 
 def _config(config: Path | None, overrides: list[str] | None, **fields: object):
@@ -58,6 +58,14 @@ def _task(cfg, **extra: object):
         options.setdefault("max_new_tokens", cfg.max_new_tokens)
     options.update({k: v for k, v in extra.items() if v is not None})
     return get_task(cfg.task, **options)
+
+
+def _default_database(cfg) -> None:
+    """The sql task scores and answers against a database: default to the cached synthetic demo one."""
+    if cfg.task == "sql" and cfg.db is None:
+        from ehrforge.tasks.sql.recipe import ensure_database
+
+        cfg.db = str(ensure_database(None, cfg.data.source))
 
 
 def _backend(spec: str, cfg=None):
@@ -139,6 +147,7 @@ def eval_(
     cfg = _config(config, set_, task=task, db=db)
     if source:
         cfg.data.source = source
+    _default_database(cfg)
     t = _task(cfg)
     records = t.load(split, limit=limit or cfg.data.valid_limit, seed=cfg.data.seed, source=cfg.data.source)
     specs: dict[str, str] = {}
@@ -174,10 +183,7 @@ def ask(
     from ehrforge.core.progress import console
 
     cfg = _config(config, set_, task=task, model=model, db=db)
-    if cfg.task == "sql" and cfg.db is None:
-        from ehrforge.tasks.sql.recipe import ensure_database
-
-        cfg.db = ensure_database(None, cfg.data.source)
+    _default_database(cfg)
     t = _task(cfg, threshold=threshold)
     backend = _backend(cfg.model, cfg)
     context = {"patient_id": patient} if patient else {}

@@ -57,7 +57,7 @@ class RunConfig(Strict):
     model: str = "bundled"
     teacher: str | None = None
     output_dir: Path = Path("runs")
-    db: Path | None = None
+    db: str | None = None  # a file path or a postgresql:// URL (a Path would mangle the URL)
     data: DataSettings = DataSettings()
     sft: SFTSettings = SFTSettings()
     abstention: AbstentionSettings = AbstentionSettings()

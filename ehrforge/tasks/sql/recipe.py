@@ -26,21 +26,31 @@ from ehrforge.tasks.sql.task import SQLTask
 TABLE_KEYS = ["RS0", "RS5", "RS10", "RSN", "execution_accuracy", "abstention_precision", "abstention_recall", "threshold"]
 
 
-def default_db_path() -> Path:
+def default_db_path(source: str | None = None) -> Path:
+    """The cached demo database for a question source: it is seeded with that source's values, so each source
+    gets its own file."""
+    import hashlib
+
     from ehrforge.core.models import cache_dir
 
-    return cache_dir() / "ehr_demo.sqlite"
+    if source is None:
+        return cache_dir() / "ehr_demo.sqlite"
+    digest = hashlib.sha256(str(Path(source).expanduser().resolve()).encode()).hexdigest()[:10]
+    return cache_dir() / f"ehr_demo_{digest}.sqlite"
 
 
-def ensure_database(db: Path | None, source: str | None, *, rebuild: bool = False) -> Path:
-    """Build the synthetic MIMIC-IV-shaped database from the questions' gold SQL unless it exists."""
+def ensure_database(db: str | Path | None, source: str | None, *, rebuild: bool = False) -> Path | str:
+    """Build the synthetic MIMIC-IV-shaped database from the questions' gold SQL unless it exists. A PostgreSQL URL
+    or an existing file (e.g. a user's real MIMIC-IV) is returned untouched."""
     from ehrforge.tasks.sql.database import generate_database
 
-    db = Path(db) if db else default_db_path()
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        return db
+    db = Path(db) if db else default_db_path(source)
     if db.exists() and not rebuild:
         return db
     queries = [r["sql"] for split in sql_data.SPLITS for r in sql_data.load_questions(split, source) if sql_data.is_answerable(r)]
-    console.print(f"building synthetic EHR database from {len(queries)} gold queries → {db}")
+    console.print(f"building the synthetic EHR database from {len(queries)} gold queries: {db}", soft_wrap=True)
     generate_database(db, queries, seed=0)
     return db
 
