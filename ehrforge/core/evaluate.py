@@ -39,6 +39,16 @@ def evaluate(
     return results
 
 
+#: Short column headers so a table of many metrics fits an 80-column terminal.
+SHORT_LABELS = {
+    "execution_accuracy": "exec acc",
+    "abstention_precision": "abst P",
+    "abstention_recall": "abst R",
+    "threshold": "entropy thr",
+    "examples_per_s": "ex/s",
+}
+
+
 def metrics_table(results: Mapping[str, Mapping[str, float]], title: str = "", keys: Sequence[str] | None = None) -> Table:
     """A rich table: one row per model, one column per metric (first model's keys unless given)."""
     if keys is None:
@@ -46,11 +56,11 @@ def metrics_table(results: Mapping[str, Mapping[str, float]], title: str = "", k
     table = Table(title=title or None)
     table.add_column("model", style="bold")
     for key in keys:
-        table.add_column(key, justify="right")
+        table.add_column(SHORT_LABELS.get(key, key), justify="right")
     for name, metrics in results.items():
         row = []
         for key in keys:
             value = metrics.get(key)
-            row.append("—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value))
+            row.append("—" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value))
         table.add_row(name, *row)
     return table
