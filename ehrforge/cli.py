@@ -85,8 +85,7 @@ def data(
     source: DataOpt = None,
     rebuild: Annotated[bool, typer.Option(help="Rebuild even if the database exists.")] = False,
 ) -> None:
-    """Build the data a task needs. For [bold]sql[/]: the synthetic MIMIC-IV-shaped database (value-aware: seeded
-    with the entities the questions ask about, so gold SQL returns answers)."""
+    """Build the data a task needs. For sql: the synthetic MIMIC-IV-shaped database, seeded with the entities the questions ask about so gold SQL returns answers."""
     from ehrforge.errors import UnknownNameError
 
     if task != "sql":
@@ -95,6 +94,29 @@ def data(
 
     path = ensure_database(db, source, rebuild=rebuild)
     typer.echo(str(path))
+
+
+@app.command()
+def synth(
+    task: TaskOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL (re-running resumes it).")],
+    n: Annotated[int, typer.Option("--n", help="How many items to generate.")] = 200,
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec; default: the task's built-in generator.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (generation is deterministic for a seed).")] = 0,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write synthetic training data for a task (calc notes, extract sentences with spans, fhirqa questions), validated, with progress, resumable."""
+    from ehrforge.core.progress import console
+    from ehrforge.errors import UnknownNameError
+
+    cfg = _config(config, set_, task=task, teacher=teacher)
+    t = _task(cfg)
+    if not hasattr(t, "synthesize"):
+        raise UnknownNameError(f"the {t.name} task has no synthetic-data generator", "use `ehrforge label` to label your own data instead")
+    stats = t.synthesize(out, n=n, teacher=_backend(cfg.teacher, cfg) if cfg.teacher else None, seed=seed)
+    console.print(f"wrote {out}")
+    typer.echo(json.dumps(stats, indent=2, default=str))
 
 
 @app.command()
@@ -176,8 +198,7 @@ def ask(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Ask one question. Prints the answer (for sql: the SQL, the result table) and a confidence, or an abstention
-    with its reason."""
+    """Ask one question. Prints the answer (for sql: the SQL and the result table) with a confidence, or an abstention with its reason."""
     from rich.table import Table
 
     from ehrforge.core.progress import console
@@ -224,8 +245,7 @@ def demo(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """The SQL recipe end to end on bundled data: build the synthetic EHR database, load the bundled model, LoRA
-    fine-tune briefly, tune the abstention threshold, and print base vs fine-tuned reliability scores."""
+    """The SQL recipe end to end on bundled data: build the synthetic EHR database, load the bundled model, LoRA fine-tune briefly, tune the abstention threshold, and print base vs fine-tuned reliability scores."""
     from ehrforge.core.evaluate import metrics_table
     from ehrforge.core.progress import console
     from ehrforge.tasks.sql.recipe import TABLE_KEYS, run_sql_recipe
