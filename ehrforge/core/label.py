@@ -1,0 +1,571 @@
+"""Teacher labelling with confidence, confidence filtering, and a human review queue.
+
+Three steps, each a function the CLI calls (``ehrforge label``, ``label filter``, ``label import-review``):
+
+1. :func:`label_records` / :func:`label_file` - ask a teacher :class:`~ehrforge.core.backends.Backend` for every
+   record through the task's own ``prompt``/``parse``, and attach ``label`` plus a ``confidence`` from one of the
+   estimators in :mod:`ehrforge.core.confidence`. Finished records go to a checkpoint (``<out>.partial``) as they
+   complete, so an interrupted run resumes where it stopped; the output file is written atomically at the end. A
+   teacher error (timeout, HTTP failure - already retried by the HTTP backend) or a reply the task cannot parse is
+   retried, then recorded with ``label: null, label_status: "unlabelled"`` - never as a label.
+2. :func:`filter_labels` - keep confident labels; everything else goes to a review queue written three ways: JSONL,
+   CSV (open it in a spreadsheet, fill ``reviewed_label``), and an Argilla-compatible JSON export.
+3. :func:`import_review` - merge reviewed labels back. Every record gets a ``provenance``: ``teacher`` (kept as
+   labelled), ``human`` (label set by a reviewer) or ``filtered-out`` (low confidence and not reviewed, or rejected by
+   the reviewer); filtered-out records have ``label: null`` so training skips them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ehrforge.core.confidence import (
+    VERBALISED_INSTRUCTION,
+    parse_verbalised_confidence,
+    self_consistency,
+    strip_verbalised_confidence,
+    teacher_agreement,
+)
+from ehrforge.core.io import JsonlCheckpoint, atomic_open, atomic_write_json, atomic_write_jsonl, read_jsonl
+from ehrforge.core.progress import progress_bar
+from ehrforge.core.types import Answer, Generation, Message
+from ehrforge.errors import BackendError, ConfigError, DataError
+
+METHODS = ("auto", "logprob", "consistency", "verbalised", "agreement")
+STRATEGIES = ("threshold", "top-fraction", "per-label-top-fraction")
+#: fields the labeller adds; they are not shown to a reviewer as content
+LABEL_FIELDS = (
+    "label", "confidence", "confidence_method", "teacher", "label_status", "label_error", "samples", "provenance",
+    "input_label", "teacher_label", "reviewed_label", "suggested_label", "reason",
+)
+#: never shown in a review queue: the answer itself and generator metadata that gives it away (blind review)
+HIDDEN_FROM_REVIEW = ("gold", "kind", "difficulty")
+#: what a reviewer writes to throw a record away instead of labelling it
+REJECT_WORDS = ("skip", "reject", "discard", "-")
+
+
+def _teacher_name(backend: Any) -> str:
+    model = getattr(backend, "model", None)
+    path = getattr(backend, "path", None)
+    detail = model if isinstance(model, str) else (Path(path).name if path else "")
+    return f"{backend.name}:{detail}" if detail else str(backend.name)
+
+
+def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:
+    out = [dict(m) for m in messages]
+    for m in reversed(out):
+        if m.get("role") == "user":
+            m["content"] = f"{m['content']}\n\n{instruction}"
+            break
+    return out
+
+
+class _Labeller:
+    """One labelling run: asks the teacher, retries failures, and computes each label's confidence."""
+
+    def __init__(self, task: Any, teacher: Any, *, method: str, samples: int, temperature: float, retries: int,
+                 seed: int, second_teacher: Any = None) -> None:
+        self.task, self.teacher, self.second = task, teacher, second_teacher
+        self.method, self.samples, self.temperature = method, samples, temperature
+        self.retries, self.seed = retries, seed
+        self.calls = 0
+        self.max_new_tokens = int(getattr(task, "max_new_tokens", 16))
+
+    def _ask(self, backend: Any, batch: list[list[Message]], *, temperature: float, seed: int | None,
+             extra_tokens: int = 0) -> list[Generation | None]:
+        """One generation per prompt; a failing batch is retried one prompt at a time so one bad record cannot
+        sink its neighbours. ``None`` marks a prompt whose teacher call failed."""
+        kw = {"max_new_tokens": self.max_new_tokens + extra_tokens, "temperature": temperature, "seed": seed}
+        try:
+            self.calls += len(batch)
+            return list(backend.generate(batch, **kw))
+        except (BackendError, TimeoutError):
+            if len(batch) == 1:
+                return [None]
+        out: list[Generation | None] = []
+        for messages in batch:
+            out.extend(self._ask(backend, [messages], temperature=temperature, seed=seed, extra_tokens=extra_tokens))
+        return out
+
+    def _parse(self, gen: Generation | None, record: dict[str, Any]) -> Answer | None:
+        if gen is None:
+            return None
+        pred = self.task.parse(gen, record)
+        return pred if isinstance(pred, Answer) and pred.value is not None else None
+
+    def _single(self, backend: Any, records: list[dict[str, Any]], *, verbalised: bool, attempt: int) -> list[dict[str, Any]]:
+        """Greedy (first attempt) or sampled (retries) answers with log-prob or verbalised confidence."""
+        prompts = [self.task.prompt(r) for r in records]
+        if verbalised:
+            prompts = [_with_instruction(p, VERBALISED_INSTRUCTION) for p in prompts]
+        temp = 0.0 if attempt == 0 else max(self.temperature, 0.5)  # a greedy retry would repeat the same garbage
+        gens = self._ask(backend, prompts, temperature=temp, seed=self.seed + attempt, extra_tokens=24 if verbalised else 0)
+        results = []
+        for gen, rec in zip(gens, records):
+            if gen is None:
+                results.append({"error": "teacher call failed"})
+                continue
+            if verbalised:
+                stated = parse_verbalised_confidence(gen.text)
+                ans = self._parse(Generation(text=strip_verbalised_confidence(gen.text)), rec)
+                if ans is None:
+                    results.append({"error": "teacher reply not parseable"})
+                else:
+                    # A label without a stated score is kept but scored 0, so every threshold sends it to review.
+                    results.append({"label": ans.value, "confidence": stated or 0.0, "method": "verbalised"})
+                continue
+            ans = self._parse(gen, rec)
+            if ans is None:
+                results.append({"error": "teacher reply not parseable"})
+            elif gen.token_logprobs:
+                results.append({"label": ans.value, "confidence": float(ans.confidence), "method": "logprob"})
+            else:
+                results.append({"label": ans.value, "confidence": None, "method": "none"})
+        return results
+
+    def _consistency(self, backend: Any, records: list[dict[str, Any]], attempt: int) -> list[dict[str, Any]]:
+        prompts = [self.task.prompt(r) for r in records]
+        votes: list[list[Any]] = [[] for _ in records]
+        failed = [0] * len(records)
+        for k in range(self.samples):
+            gens = self._ask(backend, prompts, temperature=self.temperature, seed=self.seed + 7919 * (k + 1) + 104729 * attempt)
+            for i, (gen, rec) in enumerate(zip(gens, records)):
+                failed[i] += gen is None
+                ans = self._parse(gen, rec)
+                votes[i].append(None if ans is None else ans.value)
+        results = []
+        for v, nfail in zip(votes, failed):
+            label, agree = self_consistency(v)
+            if label is None:
+                results.append({"error": "teacher call failed" if nfail == len(v) else "teacher reply not parseable"})
+            else:
+                results.append({"label": label, "confidence": agree, "method": "consistency", "samples": v})
+        return results
+
+    def _one_teacher(self, backend: Any, records: list[dict[str, Any]], attempt: int) -> list[dict[str, Any]]:
+        if self.method == "consistency":
+            return self._consistency(backend, records, attempt)
+        if self.method == "verbalised":
+            return self._single(backend, records, verbalised=True, attempt=attempt)
+        results = self._single(backend, records, verbalised=False, attempt=attempt)
+        # no log-probs from this teacher (typical of hosted APIs): ask again for a stated confidence
+        missing = [i for i, r in enumerate(results) if r.get("method") == "none"]
+        if missing:
+            again = self._single(backend, [records[i] for i in missing], verbalised=True, attempt=attempt)
+            for i, res in zip(missing, again):
+                results[i] = res if "label" in res else {**results[i], "confidence": 0.0, "method": "none"}
+        return results
+
+    def run_batch(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Results for a batch; failures are retried up to ``retries`` times."""
+        results: list[dict[str, Any]] = [{} for _ in records]
+        todo = list(range(len(records)))
+        for attempt in range(self.retries + 1):
+            if not todo:
+                break
+            batch = [records[i] for i in todo]
+            res = self._one_teacher(self.teacher, batch, attempt)
+            if self.second is not None:
+                res_b = self._one_teacher(self.second, batch, attempt)
+                for r, rb in zip(res, res_b):
+                    if "label" in r and "label" in rb:
+                        label, conf = teacher_agreement(r["label"], rb["label"], r["confidence"], rb["confidence"])
+                        r.update(label=label, confidence=conf, method="agreement", second_label=rb["label"])
+                    elif "label" in r:  # the second teacher failed: no agreement to speak of
+                        r.update(confidence=0.0, method="agreement", second_label=None)
+            for i, r in zip(todo, res):
+                results[i] = {**r, "attempts": attempt + 1}
+            todo = [i for i in todo if "label" not in results[i]]
+        return results
+
+
+def label_records(
+    task: Any,
+    teacher: Any,
+    records: Sequence[dict[str, Any]],
+    out: str | os.PathLike,
+    *,
+    method: str = "auto",
+    samples: int = 1,
+    temperature: float = 0.7,
+    retries: int = 2,
+    batch_size: int = 8,
+    seed: int = 0,
+    second_teacher: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Label ``records`` with ``teacher`` and write them, in input order, to ``out`` (JSONL).
+
+    ``method``: ``logprob`` (label-token probability), ``consistency`` (``samples`` sampled answers, agreement rate),
+    ``verbalised`` (the teacher states a score), ``agreement`` (needs ``second_teacher``), or ``auto``: consistency
+    when ``samples > 1``, agreement when a second teacher is given, otherwise log-probs with a verbalised fallback for
+    teachers that return none. Returns run statistics (counts, mean confidence, teacher calls, wall time).
+    """
+    problems = []
+    if method not in METHODS:
+        problems.append(f"method must be one of {', '.join(METHODS)} (got '{method}')")
+    if samples < 1:
+        problems.append("samples must be at least 1")
+    if method == "consistency" and samples < 2:
+        problems.append("consistency needs samples >= 2 (e.g. --samples 5)")
+    if method == "agreement" and second_teacher is None:
+        problems.append("agreement needs a second teacher (--second-teacher)")
+    if retries < 0 or batch_size < 1:
+        problems.append("retries must be >= 0 and batch_size >= 1")
+    if problems:
+        raise ConfigError(problems)
+    if method == "auto":
+        method = "consistency" if samples > 1 else ("agreement" if second_teacher is not None else "logprob")
+    missing_id = [i + 1 for i, r in enumerate(records) if "id" not in r]
+    if missing_id:
+        raise DataError(f"records without an 'id' (record numbers {missing_id[:5]})", "give every record a unique id")
+
+    out = Path(out)
+    started = time.monotonic()
+    # with two teachers, each answers greedily with its own confidence; the two are then combined
+    labeller = _Labeller(task, teacher, method="logprob" if method == "agreement" else method, samples=samples,
+                         temperature=temperature, retries=retries, seed=seed,
+                         second_teacher=second_teacher if method == "agreement" else None)
+    teacher_name = _teacher_name(teacher)
+    checkpoint_path = out.with_name(out.name + ".partial")
+    with JsonlCheckpoint(checkpoint_path) as ckpt:
+        # unlabelled records from an earlier run are tried again: the teacher may be back
+        todo = [r for r in records if not (str(r["id"]) in ckpt and ckpt.done[str(r["id"])].get("label") is not None)]
+        resumed = len(records) - len(todo)
+        with progress_bar(f"labelling with {teacher_name}", len(records)) if progress else _silent() as advance:
+            advance(resumed)
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                for rec, res in zip(chunk, labeller.run_batch(chunk)):
+                    ckpt.add(_labelled_record(rec, res, teacher_name))
+                advance(len(chunk))
+        final = [ckpt.done[str(r["id"])] for r in records]
+    atomic_write_jsonl(out, final)
+    checkpoint_path.unlink(missing_ok=True)
+    labelled = [r for r in final if r["label"] is not None]
+    return {
+        "n": len(final),
+        "labelled": len(labelled),
+        "unlabelled": len(final) - len(labelled),
+        "resumed": resumed,
+        "method": method,
+        "mean_confidence": sum(r["confidence"] for r in labelled) / len(labelled) if labelled else 0.0,
+        "teacher_calls": labeller.calls,
+        "wall_s": round(time.monotonic() - started, 3),
+        "out": str(out),
+    }
+
+
+def _labelled_record(record: dict[str, Any], result: dict[str, Any], teacher: str) -> dict[str, Any]:
+    rec = dict(record)
+    if record.get("label") is not None:
+        rec["input_label"] = record["label"]  # keep what the input said; the teacher's label replaces it
+    ok = result.get("label") is not None
+    conf = result.get("confidence")
+    rec.update(
+        label=result.get("label") if ok else None,
+        confidence=round(float(conf), 6) if ok and conf is not None else 0.0,
+        confidence_method=result.get("method", "none"),
+        teacher=teacher,
+        label_status="labelled" if ok else "unlabelled",
+        label_attempts=result.get("attempts", 1),
+        provenance="teacher",
+    )
+    if not ok:
+        rec["label_error"] = result.get("error", "no label")
+    if "samples" in result:
+        rec["samples"] = result["samples"]
+    if "second_label" in result:
+        rec["second_label"] = result["second_label"]
+    return rec
+
+
+@contextlib.contextmanager
+def _silent() -> Iterator[Callable[[int], None]]:
+    yield lambda n=1: None
+
+
+def label_file(task: Any, teacher: Any, input: str | os.PathLike, out: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """Read ``input`` through ``task.load(..., source=input)`` (which reports and sets aside malformed lines) and
+    label it with :func:`label_records`."""
+    records = task.load("all", source=str(input))
+    if not records:
+        raise DataError(f"no records to label in {input}", "check the input file is not empty")
+    stats = label_records(task, teacher, records, out, **options)
+    stats["rejected_lines"] = [n for n, _ in getattr(task, "last_rejected", [])]
+    return stats
+
+
+# -- filtering and review -------------------------------------------------------------------------------------------
+def _load_labelled(path: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(path)
+    res = read_jsonl(path, rejects=path.with_name(path.stem + ".rejects.jsonl"))
+    if res.rejected_lines:
+        raise DataError(f"{path.name} has malformed lines {res.rejected_lines[:10]}",
+                        f"they were copied to {path.stem}.rejects.jsonl; repair or delete them and run again")
+    missing = [i + 1 for i, r in enumerate(res.records) if "id" not in r or "confidence" not in r]
+    if missing:
+        raise DataError(f"{path.name}: records {missing[:10]} lack 'id' or 'confidence'",
+                        "pass the output of `ehrforge label`")
+    return res.records
+
+
+def select_confident(records: Sequence[dict[str, Any]], strategy: str = "threshold", min_confidence: float = 0.9,
+                     keep_fraction: float = 0.5) -> list[bool]:
+    """Which records to keep. ``threshold``: confidence >= min_confidence. ``top-fraction``: the most confident
+    ``keep_fraction`` of labelled records. ``per-label-top-fraction``: the same within each label, so a class the
+    teacher is less sure about is not filtered away entirely. Unlabelled records are never kept.
+
+    >>> recs = [{"label": "a", "confidence": c} for c in (0.95, 0.5)] + [{"label": "b", "confidence": 0.6}]
+    >>> select_confident(recs, "threshold", 0.9), select_confident(recs, "per-label-top-fraction", keep_fraction=0.5)
+    ([True, False, False], [True, False, True])
+    """
+    problems = []
+    if strategy not in STRATEGIES:
+        problems.append(f"strategy must be one of {', '.join(STRATEGIES)} (got '{strategy}')")
+    if not 0.0 <= min_confidence <= 1.0:
+        problems.append("min_confidence must be within [0, 1]")
+    if not 0.0 < keep_fraction <= 1.0:
+        problems.append("keep_fraction must be within (0, 1]")
+    if problems:
+        raise ConfigError(problems)
+    labelled = [r.get("label") is not None for r in records]
+    if strategy == "threshold":
+        return [ok and float(r["confidence"]) >= min_confidence for ok, r in zip(labelled, records)]
+    groups: dict[Any, list[int]] = {}
+    for i, (ok, r) in enumerate(zip(labelled, records)):
+        if ok:
+            groups.setdefault(r["label"] if strategy == "per-label-top-fraction" else None, []).append(i)
+    keep = [False] * len(records)
+    for idx in groups.values():
+        n_keep = max(1, round(len(idx) * keep_fraction))
+        for i in sorted(idx, key=lambda i: (-float(records[i]["confidence"]), i))[:n_keep]:
+            keep[i] = True
+    return keep
+
+
+def _review_row(rec: dict[str, Any], min_confidence: float, strategy: str) -> dict[str, Any]:
+    if rec.get("label") is None:
+        reason = f"teacher gave no label ({rec.get('label_error', 'unknown')})"
+    elif strategy == "threshold":
+        reason = f"low confidence {float(rec['confidence']):.3f} < {min_confidence}"
+    else:
+        reason = f"below the kept fraction (confidence {float(rec['confidence']):.3f})"
+    content = {k: v for k, v in rec.items() if k not in LABEL_FIELDS and k not in HIDDEN_FROM_REVIEW and k != "id"
+               and k != "label_attempts" and k != "second_label" and isinstance(v, (str, int, float))}
+    return {"id": rec["id"], "suggested_label": rec.get("label"), "confidence": rec.get("confidence", 0.0),
+            "reason": reason, "reviewed_label": None, **content}
+
+
+def filter_labels(
+    inp: str | os.PathLike,
+    out: str | os.PathLike,
+    review_out: str | os.PathLike,
+    strategy: str = "threshold",
+    min_confidence: float = 0.9,
+    *,
+    keep_fraction: float = 0.5,
+    labels: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Split a labelled JSONL into confident labels (``out``) and a review queue: ``review_out`` (JSONL),
+    ``<review_out stem>.csv`` and ``<review_out stem>.argilla.json``. Review rows are blind: the gold label and
+    generator metadata are left out. Returns counts and the fraction kept."""
+    records = _load_labelled(inp)
+    keep = select_confident(records, strategy, min_confidence, keep_fraction)
+    kept = [r for r, k in zip(records, keep) if k]
+    review = [_review_row(r, min_confidence, strategy) for r, k in zip(records, keep) if not k]
+    review_out = Path(review_out)
+    atomic_write_jsonl(out, kept)
+    atomic_write_jsonl(review_out, review)
+    csv_path = review_out.with_suffix(".csv")
+    write_review_csv(review, csv_path)
+    argilla_path = review_out.with_suffix(".argilla.json")
+    all_labels = list(labels) if labels else sorted({str(r["label"]) for r in records if r.get("label") is not None})
+    export_argilla(review, argilla_path, all_labels)
+    return {
+        "n": len(records),
+        "kept": len(kept),
+        "review": len(review),
+        "unlabelled": sum(r.get("label") is None for r in records),
+        "fraction_kept": len(kept) / len(records) if records else 0.0,
+        "strategy": strategy,
+        "min_confidence": min_confidence,
+        "out": str(out),
+        "review_files": [str(review_out), str(csv_path), str(argilla_path)],
+    }
+
+
+def write_review_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """A spreadsheet-friendly review queue: fill the ``reviewed_label`` column (or write ``skip``)."""
+    head = ["id", "suggested_label", "confidence", "reason", "reviewed_label"]
+    extra = sorted({k for r in rows for k in r} - set(head))
+    with atomic_open(path) as fh:
+        writer = csv.DictWriter(fh, fieldnames=head + extra, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in head + extra})
+    return Path(path)
+
+
+def export_argilla(rows: Sequence[dict[str, Any]], path: str | os.PathLike, labels: Sequence[str]) -> Path:
+    """Argilla 2.x-shaped export: ``settings`` (text fields, one ``label`` label-selection question) and
+    ``records`` with the teacher's answer as a *suggestion* (value, score, agent), ready for
+    ``rg.Dataset(settings=...)`` / ``dataset.records.log(...)``. Import edits back via :func:`import_review`."""
+    content_keys = sorted({k for r in rows for k in r} - {"id", "suggested_label", "confidence", "reason", "reviewed_label"})
+    text_fields = [k for k in content_keys if any(isinstance(r.get(k), str) for r in rows)] or ["text"]
+    records = []
+    for r in rows:
+        suggestion = []
+        if r.get("suggested_label") is not None:
+            suggestion = [{"question_name": "label", "value": r["suggested_label"], "score": r.get("confidence"),
+                           "agent": "teacher"}]
+        records.append({
+            "id": str(r["id"]),
+            "fields": {k: str(r.get(k, "")) for k in text_fields},
+            "suggestions": suggestion,
+            "responses": [],
+            "metadata": {"confidence": r.get("confidence"), "reason": r.get("reason")},
+        })
+    settings = {
+        "guidelines": "Choose the correct label for each record; the suggestion is the teacher's low-confidence answer.",
+        "fields": [{"name": k, "type": "text", "required": k == text_fields[0]} for k in text_fields],
+        "questions": [{"name": "label", "type": "label_selection", "labels": list(labels), "required": True}],
+        "metadata": [{"name": "confidence", "type": "float"}, {"name": "reason", "type": "terms"}],
+    }
+    return atomic_write_json(path, {"settings": settings, "records": records})
+
+
+def _argilla_value(rec: dict[str, Any]) -> Any:
+    """The reviewer's label from an Argilla record, in the shapes Argilla 1.x/2.x exports use."""
+    if rec.get("reviewed_label") is not None:
+        return rec["reviewed_label"]
+    flat = rec.get("label.responses")
+    if isinstance(flat, list) and flat:
+        return flat[0]
+    responses = rec.get("responses")
+    if isinstance(responses, dict):
+        label = responses.get("label")
+        if isinstance(label, list) and label:
+            return label[0].get("value") if isinstance(label[0], dict) else label[0]
+    if isinstance(responses, list):
+        for resp in responses:
+            if not isinstance(resp, dict):
+                continue
+            if resp.get("question_name") == "label":
+                return resp.get("value")
+            value = (resp.get("values") or {}).get("label")
+            if isinstance(value, dict):
+                return value.get("value")
+    return None
+
+
+def read_review(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Reviewed rows from a review JSONL, CSV or Argilla JSON file: each has ``id`` and ``reviewed_label``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"review file not found: {path}", "pass the .jsonl/.csv/.argilla.json written by `label filter`")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if rows and ("id" not in rows[0] or "reviewed_label" not in rows[0]):
+            raise DataError(f"{path.name} lacks an 'id' or 'reviewed_label' column", "keep the header row as exported")
+        return rows
+    if suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path.name} is not valid JSON (line {exc.lineno})", "re-export it from Argilla") from None
+        recs = data.get("records", []) if isinstance(data, dict) else data
+        rows = []
+        for rec in recs:
+            row = {**(rec.get("fields") or {}), "id": rec.get("id"), "reviewed_label": _argilla_value(rec)}
+            sugg = rec.get("suggestions") or []
+            row["suggested_label"] = sugg[0].get("value") if sugg and isinstance(sugg[0], dict) else None
+            rows.append(row)
+        return rows
+    res = read_jsonl(path, rejects=path.with_name(path.stem + ".rejects.jsonl"))
+    if res.rejected_lines:
+        raise DataError(f"{path.name} has malformed lines {res.rejected_lines[:10]}",
+                        f"they were copied to {path.stem}.rejects.jsonl; repair them and import again")
+    return res.records
+
+
+def import_review(
+    labelled: str | os.PathLike,
+    reviewed: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    normalise: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Merge reviewed labels into the labelled (or kept) records and write every record with its ``provenance``.
+
+    Reviewed rows whose id is not in ``labelled`` (the usual case when ``labelled`` is the *kept* file) are added
+    from the review row itself. A reviewed value must be one of ``labels`` (after ``normalise``) or a reject word
+    (``skip``, ``reject``, ``discard``, ``-``); every invalid row is listed in one error and nothing is written.
+    """
+    base = _load_labelled(labelled)
+    rows = read_review(reviewed)
+    allowed = {str(x).lower(): x for x in labels} if labels else None
+    decisions: dict[str, Any] = {}
+    problems = []
+    for n, row in enumerate(rows, start=1):
+        rid = row.get("id")
+        if rid in (None, ""):
+            problems.append(f"row {n}: no id")
+            continue
+        value = row.get("reviewed_label")
+        value = None if value is None or str(value).strip() == "" else str(value).strip()
+        if value is not None and value.lower() not in REJECT_WORDS:
+            if normalise is not None:
+                value = normalise(value)
+            elif allowed is not None:
+                value = allowed.get(value.lower())
+            if value is None or (allowed is not None and str(value).lower() not in allowed):
+                problems.append(f"row {n} (id {rid}): unknown label")
+                continue
+        decisions[str(rid)] = (value, row)
+    if problems:
+        raise DataError("invalid review rows: " + "; ".join(problems[:10]),
+                        f"use one of {', '.join(labels) if labels else 'the task labels'} or 'skip'")
+    merged, seen = [], set()
+    for rec in base:
+        seen.add(str(rec["id"]))
+        merged.append(_merge(rec, decisions.get(str(rec["id"]))))
+    for rid, (value, row) in decisions.items():
+        if rid not in seen:
+            content = {k: v for k, v in row.items() if k not in ("reviewed_label", "suggested_label", "confidence", "reason")}
+            stub = {**content, "id": rid, "label": row.get("suggested_label"), "confidence": _float(row.get("confidence"))}
+            merged.append(_merge(stub, (value, row), in_review=True))
+    atomic_write_jsonl(out, merged)
+    counts = {p: sum(r["provenance"] == p for r in merged) for p in ("teacher", "human", "filtered-out")}
+    return {"n": len(merged), **counts, "out": str(out)}
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _merge(rec: dict[str, Any], decision: tuple[Any, dict[str, Any]] | None, in_review: bool = False) -> dict[str, Any]:
+    rec = dict(rec)
+    if decision is None and not in_review:
+        rec["provenance"] = "teacher" if rec.get("label") is not None else "filtered-out"
+        return rec
+    value = decision[0] if decision else None
+    rec["teacher_label"] = rec.get("label")
+    if value is not None and str(value).lower() not in REJECT_WORDS:
+        rec.update(label=value, provenance="human", reviewed_label=value)
+    else:
+        rec.update(label=None, provenance="filtered-out")
+    return rec
