@@ -35,7 +35,7 @@ class EncoderConfig:
 
     epochs: float = 2.0
     max_steps: int = -1  # > 0 overrides epochs
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-4  # small encoder, few steps: higher than the BERT-base habit of 5e-5 (measured)
     batch_size: int = 16
     max_len: int = 96  # word pieces; longer sentences are truncated in training, predicted O beyond it
     seed: int = 0

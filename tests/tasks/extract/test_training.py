@@ -1,0 +1,131 @@
+"""Training and inference on a real (tiny, locally built) BERT encoder: NER + relations, resume, eval path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ehrforge.core.io import read_jsonl
+from ehrforge.core.types import Answer
+from ehrforge.errors import DataError, ModelError
+from ehrforge.tasks.extract.extractor import MANIFEST, EncoderExtractor, train_extractor
+from ehrforge.tasks.extract.ner import EncoderConfig, NERPredictor, train_ner
+from ehrforge.tasks.extract.relations import marked_text, relation_examples, train_relations
+from ehrforge.tasks.extract.synth import RelationSpec, synthesize
+from ehrforge.tasks.extract.task import ExtractTask
+
+FAST = EncoderConfig(max_steps=6, batch_size=8, learning_rate=1e-3, max_len=48, save_steps=3, warmup_ratio=0.0)
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory, sample_lexicon_teacher):
+    out = tmp_path_factory.mktemp("notes") / "notes.jsonl"
+    synthesize(out, teacher=sample_lexicon_teacher, n=40, seed=0)
+    return read_jsonl(out).records
+
+
+def test_relation_examples_mark_pairs_and_labels(notes):
+    rows = relation_examples(notes, RelationSpec())
+    assert rows and {r["label"] for r in rows} == {0, 1}
+    assert all(r["text"].count("@") >= 2 and r["text"].count("#") >= 2 for r in rows)
+    assert marked_text("a b", {"start": 2, "end": 3}, {"start": 0, "end": 1}) == "# a # @ b @"
+
+
+def test_train_extractor_and_predict_through_the_task(notes, tiny_encoder_dir, tmp_path):
+    out = train_extractor(notes, tmp_path / "student", entity_labels=["Chemical", "Disease"], relation=RelationSpec(),
+                          cfg=FAST, base=str(tiny_encoder_dir))
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["relation"]["name"] == "CID" and manifest["train_records"] == 40
+    ner_meta = json.loads((out / "ner" / "ehrforge_train.json").read_text())
+    assert ner_meta["steps"] == 6 and ner_meta["train_loss"] > 0
+    assert not (out / "ner.checkpoints").exists() and not (out / "ner.tmp").exists()
+
+    task = ExtractTask()
+    model = task.load_model(str(out))
+    assert isinstance(model, EncoderExtractor)
+    preds = task.predict(model, notes[:10])
+    assert len(preds) == 10 and all(isinstance(p, Answer) for p in preds)
+    for rec, p in zip(notes[:10], preds):
+        for e in p.value["entities"]:  # predicted spans are real slices of the input text
+            assert rec["text"][e["start"] : e["end"]] == e["text"] and e["label"] in ("Chemical", "Disease")
+        for r in p.value["relations"]:
+            assert p.value["entities"][r["head"]]["label"] == "Chemical"
+    scores = task.score(notes[:10], preds)
+    assert 0.0 <= scores["entity_f1"] <= 1.0 and "relation_f1" in scores
+
+
+def test_ner_learns_on_the_tiny_encoder(notes, tiny_encoder_dir, tmp_path):
+    """Not a quality claim (see the benchmark for that): enough steps must beat an untrained head on its own data."""
+    cfg = EncoderConfig(max_steps=60, batch_size=8, learning_rate=3e-3, max_len=48, save_steps=1000, warmup_ratio=0.0,
+                        freeze_embeddings=False)
+    path = train_ner(notes, tmp_path / "ner", entity_labels=["Chemical", "Disease"], base=str(tiny_encoder_dir), cfg=cfg)
+    meta = json.loads((path / "ehrforge_train.json").read_text())
+    assert meta["train_loss"] < 1.0  # starts at ln(5) ≈ 1.6 for 5 tags
+    task = ExtractTask()
+    preds = [Answer({"entities": ents}) for ents, _ in NERPredictor(path).predict(notes)]
+    assert task.score(notes, preds)["entity_f1"] > 0.2
+
+
+def test_second_run_with_same_data_is_skipped_and_other_data_retrains(notes, tiny_encoder_dir, tmp_path):
+    path = train_ner(notes[:16], tmp_path / "ner", entity_labels=["Disease"], base=str(tiny_encoder_dir), cfg=FAST)
+    stamp = (path / "ehrforge_train.json").stat().st_mtime_ns
+    train_ner(notes[:16], tmp_path / "ner", entity_labels=["Disease"], base=str(tiny_encoder_dir), cfg=FAST)
+    assert (path / "ehrforge_train.json").stat().st_mtime_ns == stamp
+    train_ner(notes[:17], tmp_path / "ner", entity_labels=["Disease"], base=str(tiny_encoder_dir), cfg=FAST)
+    assert json.loads((path / "ehrforge_train.json").read_text())["train_records"] == 17
+
+
+def test_interrupted_training_resumes_from_checkpoint(notes, tiny_encoder_dir, tmp_path):
+    from transformers import TrainerCallback
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            raise KeyboardInterrupt
+
+    import ehrforge.tasks.extract.ner as ner_mod
+
+    real = ner_mod.training_progress_callback
+    ner_mod.training_progress_callback = lambda d: Kill()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_ner(notes, tmp_path / "ner", entity_labels=["Chemical", "Disease"], base=str(tiny_encoder_dir), cfg=FAST)
+    finally:
+        ner_mod.training_progress_callback = real
+    assert any((tmp_path / "ner.checkpoints").glob("checkpoint-3"))
+    assert not (tmp_path / "ner").exists()  # no folder that looks finished
+    path = train_ner(notes, tmp_path / "ner", entity_labels=["Chemical", "Disease"], base=str(tiny_encoder_dir), cfg=FAST)
+    assert json.loads((path / "ehrforge_train.json").read_text())["steps"] == 6
+
+
+def test_relation_training_refuses_data_without_both_classes(notes, tiny_encoder_dir, tmp_path):
+    no_rel = [{**r, "relations": []} for r in notes]
+    with pytest.raises(DataError, match="related"):
+        train_relations(no_rel, tmp_path / "re", base=str(tiny_encoder_dir), cfg=FAST)
+
+
+def test_real_corpus_without_relations_trains_ner_only(tiny_encoder_dir, tmp_path):
+    task = ExtractTask(dataset="sample")
+    out = task.train(task.load("train", limit=24), str(tiny_encoder_dir), tmp_path / "m", FAST)
+    assert json.loads((out / MANIFEST).read_text())["relation"] is None and not (out / "relations").exists()
+    assert EncoderExtractor(out).relations is None
+
+
+def test_incomplete_folder_is_not_a_model(tmp_path):
+    (tmp_path / "ner").mkdir()
+    with pytest.raises(ModelError):
+        EncoderExtractor(tmp_path)
+    with pytest.raises(ModelError):
+        NERPredictor(tmp_path / "ner")
+
+
+@pytest.mark.slow
+def test_minilm_student_learns_synthetic_notes(tmp_path, sample_lexicon_teacher):
+    """The real packaged encoder on 200 synthetic notes; held-out synthetic notes must be tagged well."""
+    synthesize(tmp_path / "n.jsonl", teacher=sample_lexicon_teacher, n=260, seed=5)
+    notes = read_jsonl(tmp_path / "n.jsonl").records
+    out = train_extractor(notes[:200], tmp_path / "s", entity_labels=["Chemical", "Disease"], relation=RelationSpec(),
+                          cfg=EncoderConfig(epochs=3, learning_rate=3e-4))
+    task = ExtractTask()
+    scores = task.score(notes[200:], task.predict(EncoderExtractor(out), notes[200:]))
+    assert scores["entity_f1"] > 0.6 and scores["relation_f1"] > 0.5
