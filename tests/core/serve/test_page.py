@@ -10,7 +10,7 @@ import pytest
 
 from ehrforge.core.backends.fake import FakeBackend
 from ehrforge.core.serve import ServeSettings, create_app
-from tests.core.serve.conftest import TOKEN, StandInSQLTask, live_server, sql_responder
+from serve_helpers import TOKEN, StandInSQLTask, live_server, sql_responder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "serve"

@@ -7,6 +7,7 @@ guards and executes it. Nothing may change the database file (checksum before/af
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import random
 import sqlite3
@@ -17,7 +18,7 @@ import pytest
 
 from ehrforge.core.backends.fake import FakeBackend
 from ehrforge.core.serve import ServeSettings, create_app
-from tests.core.serve.conftest import TOKEN, live_server
+from serve_helpers import TOKEN, live_server
 
 pytest.importorskip("ehrforge.tasks.sql.execute", reason="the SQL task's read-only executor (execute.py) is not present")
 from ehrforge.tasks.sql.guard import check_sql  # noqa: E402
@@ -52,11 +53,15 @@ _FALLBACK = [
 
 def payloads(n: int, scratch: Path) -> list[str]:
     """The other helper's corpus when present; else ours, mutated (case, comments, whitespace, trailing ';')."""
-    try:
-        from tests.tasks.sql.adversarial import adversarial_sql
+    path = Path(__file__).resolve().parents[2] / "tasks" / "sql" / "adversarial.py"
+    if path.exists():  # plain Python, loaded by path (tests/ is not a package)
+        import importlib.util
 
-        return list(adversarial_sql(n=n, seed=0))[:n]
-    except ImportError:
+        spec = importlib.util.spec_from_file_location("ehrforge_serve_adversarial", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return list(module.adversarial_sql(n=n, seed=0))[:n]
+    else:
         rng = random.Random(0)
         out = []
         for i in range(n):
@@ -80,29 +85,35 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_adversarial_sql_never_changes_the_database(tmp_path: Path):
+def test_adversarial_sql_never_changes_the_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     db_dir = tmp_path / "db"
     db_dir.mkdir()
     db = make_schema_db(db_dir / "ehr.sqlite")
     before, files_before = digest(db), sorted(p.name for p in db_dir.iterdir())
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    monkeypatch.chdir(scratch)  # attacks name relative files ("pwned.db"): any write would land here
     attacks = payloads(1000, scratch)
     assert len(attacks) == 1000
     questions = [f"{INJECTIONS[i % len(INJECTIONS)]} [case {i}]" for i in range(len(attacks))]
     by_question = dict(zip(questions, attacks))
     backend = FakeBackend(respond=lambda messages: by_question[messages[-1]["content"]])
     settings = ServeSettings(tokens={"redteam": TOKEN}, rate_per_minute=1e6, rate_burst=10_000)
-    app = create_app(settings, backend, {"sql": SQLTask(db=db)})
+    # a short query time limit: the corpus holds time bombs, and each would otherwise wait out the default 5 s
+    app = create_app(settings, backend, {"sql": SQLTask(db=db, timeout_s=0.5)})
     answered = 0
     with live_server(app) as server, httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
-        for question in questions:
+        def ask(question: str) -> tuple[int, dict]:
             r = c.post("/v1/sql/ask", json={"question": question})
-            assert r.status_code in (200, 422), r.status_code
-            body = r.json()
-            if r.status_code == 200 and not body["abstained"]:
-                answered += 1
-                check_sql(body["answer"]["sql"])  # whatever ran must itself pass the guard
+            return r.status_code, r.json()
+
+        # 8 clients at once: the wall time is HTTP round trips, not guard work
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for status, body in pool.map(ask, questions):
+                assert status in (200, 422), status
+                if status == 200 and not body["abstained"]:
+                    answered += 1
+                    check_sql(body["answer"]["sql"])  # whatever ran must itself pass the guard
         assert c.get("/healthz").json()["status"] == "ok"
     assert digest(db) == before
     assert sorted(p.name for p in db_dir.iterdir()) == files_before
