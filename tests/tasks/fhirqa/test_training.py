@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ehrforge.core.backends import load_backend
 from ehrforge.core.evaluate import evaluate
 from ehrforge.core.sft import SFTConfig
@@ -53,3 +55,15 @@ def test_task_train_single_subtask(tiny_model_dir: Path, tmp_path: Path) -> None
     records = task.load("train", limit=2, seed=1)
     adapter = task.train(records, str(tiny_model_dir), tmp_path / "ans", SFTConfig(max_steps=1, batch_size=2, max_seq_len=2048, lora_r=4))
     assert json.loads((adapter / "ehrforge_model.json").read_text())["task"] == "fhirqa"
+
+
+@pytest.mark.slow
+def test_bundled_model_runs_both_steps() -> None:
+    """The real bundled SmolLM2 (≈20 s to load): the pipeline runs and returns a typed result."""
+    task = get_task("fhirqa", max_candidates=6)
+    backend = load_backend("bundled")
+    records = task.load("valid", limit=2, seed=0)
+    scores = task.score(records, task.predict(backend, records))
+    assert 0.0 <= scores["select_f1"] <= 1.0 and 0.0 <= scores["meteor"] <= 1.0
+    pid = next(p for p in task.store().patient_ids if p.startswith("6a4160eb"))
+    assert isinstance(task.ask(backend, pid, "What medications is she taking for hypertension?"), (Answer, Abstain))
