@@ -90,3 +90,20 @@ class SimulatedTeacher:
             word = ANSWER_WORD[label]
             out.append(Generation(text=word, tokens=[word], token_logprobs=[math.log(info["confidence"])]))
         return out
+
+
+def simulated_teacher_for(
+    task: ClassifyTask, sources: Sequence[str] = (), *, noise_rate: float = 0.2, seed: int = 0
+) -> SimulatedTeacher:
+    """A simulated teacher that knows every synthetic split plus the gold-labelled tables in ``sources`` (e.g. the
+    output of ``ehrforge synth --task classify``): what ``--teacher simulated`` should build for this task."""
+    from ehrforge.errors import DataError
+
+    records = [r for split in ("train", "valid", "test") for r in task.load(split, seed=seed)]
+    for src in sources:
+        extra = task.load("all", source=str(src))
+        if any(r.get("gold") is None for r in extra):
+            raise DataError(f"the simulated teacher needs gold labels in {src}",
+                            "use tables from `ehrforge synth --task classify`, or a real teacher")
+        records.extend(extra)
+    return SimulatedTeacher(records, noise_rate=noise_rate, seed=seed, task=task)

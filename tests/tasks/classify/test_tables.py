@@ -75,3 +75,19 @@ def test_simulated_teacher_is_reproducible_and_garbage_is_not_a_label():
     assert [g.text for g in a] == [g.text for g in b]
     garbage = SimulatedTeacher(recs, seed=4, garbage_rate=1.0, task=task).generate(prompts[:3])
     assert all(task.parse(g, r).__class__.__name__ == "Abstain" for g, r in zip(garbage, recs))
+
+
+def test_simulated_teacher_for_a_synthesized_file(tmp_path):
+    from ehrforge.tasks.classify.simulated_teacher import simulated_teacher_for
+
+    task = ClassifyTask(n_train=5, n_valid=5, n_test=5)
+    task.synthesize(tmp_path / "tables.jsonl", n=10, seed=9)
+    teacher = simulated_teacher_for(task, [str(tmp_path / "tables.jsonl")], noise_rate=0.0)
+    recs = task.load("all", source=str(tmp_path / "tables.jsonl"))
+    gens = teacher.generate([task.prompt(r) for r in recs])
+    assert [task.parse(g, r).value for g, r in zip(gens, recs)] == [r["gold"] for r in recs]  # no noise: gold
+    (tmp_path / "nogold.jsonl").write_text('{"id": "x", "text": "| a |"}\n')
+    from ehrforge.errors import DataError
+
+    with pytest.raises(DataError, match="needs gold labels"):
+        simulated_teacher_for(task, [str(tmp_path / "nogold.jsonl")])
