@@ -211,6 +211,13 @@ class ClassifyTask(Task):
         """Records with a training label (teacher failures and filtered-out records are left out)."""
         return [r for r in records if self.training_label(r) in ANSWER_WORD]
 
+    @staticmethod
+    def normalise_label(value: Any) -> str | None:
+        """How reviewers may spell a label (``yes``/``no``/``soe``/``other``/``true``/``1``...); for import-review."""
+        from ehrforge.tasks.classify.sources import normalise_label
+
+        return normalise_label(value)
+
     def parse(self, generation: Generation, record: Record) -> Prediction:
         label = answer_to_label(generation.text)
         if label is None:

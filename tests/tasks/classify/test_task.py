@@ -127,3 +127,8 @@ def test_synthesize_writes_gold_labelled_tables(tmp_path):
     recs = read_jsonl(out).records
     assert len(recs) == 25 == stats["n"] and stats["positives"] == sum(r["gold"] == "soe" for r in recs)
     assert len({r["id"] for r in recs}) == 25
+
+
+def test_reviewer_spellings_are_normalised():
+    task = ClassifyTask()
+    assert [task.normalise_label(v) for v in ("Yes", "NO", "soe", 1, "unsure")] == ["soe", "other", "soe", "soe", None]
