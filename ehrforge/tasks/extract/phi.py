@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 _MONTHS = (
@@ -83,3 +84,17 @@ def phi_report(records: Iterable[dict[str, Any]], *, text_key: str = "text", max
             if len(listed) < max_listed:
                 listed.append({"id": rec.get("id"), "type": f.kind, "start": f.start, "end": f.end})
     return {"records": n, "records_with_phi": flagged, "by_type": dict(sorted(by_type.items())), "findings": listed}
+
+
+def phi_check_file(path: str | Path, *, text_key: str = "text") -> dict[str, Any]:
+    """:func:`phi_report` over a span JSONL file (one record per line); for a CLI ``phi-check`` verb.
+
+    Malformed lines are counted (``unreadable_lines``), not echoed.
+    """
+    from ehrforge.core.io import read_jsonl
+
+    result = read_jsonl(path)
+    report = phi_report(result.records, text_key=text_key)
+    report["file"] = str(path)
+    report["unreadable_lines"] = len(result.rejected_lines)
+    return report

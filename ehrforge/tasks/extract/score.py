@@ -2,7 +2,9 @@
 
 An entity counts as correct only when its start, end and label all match a gold entity; a relation only when its
 type and both arguments (as exact spans with labels) match a gold relation. Micro-averaged over all records, plus
-per-label figures. An abstention predicts nothing: its gold entities count as missed.
+per-label figures. An abstention predicts nothing: its gold entities count as missed. Relations are scored only on
+records that carry a ``relations`` key: CoNLL corpora have no relation annotations, so a relation predicted there
+is neither right nor wrong.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ def predicted_value(pred: Prediction | dict[str, Any] | None) -> dict[str, Any]:
 
 
 def score_extraction(records: Sequence[dict[str, Any]], predictions: Sequence[Prediction | dict[str, Any] | None]) -> dict[str, float]:
-    """Strict micro P/R/F1 for entities (``entity_*``), per label (``<label>_f1``) and, when any gold or predicted
-    relation exists, for relations (``relation_*``). Also ``abstained`` (count) and ``n`` (records).
+    """Strict micro P/R/F1 for entities (``entity_*``), per label (``<label>_f1``) and, when any record is
+    relation-annotated (has a ``relations`` key, even empty), for relations (``relation_*``) over those records.
+    Also ``abstained`` (count) and ``n`` (records).
 
     >>> gold = [{"text": "a b", "entities": [{"start": 0, "end": 1, "label": "X"}, {"start": 2, "end": 3, "label": "Y"}]}]
     >>> pred = [{"entities": [{"start": 0, "end": 1, "label": "X"}, {"start": 2, "end": 3, "label": "X"}]}]
@@ -87,10 +90,10 @@ def score_extraction(records: Sequence[dict[str, Any]], predictions: Sequence[Pr
             c["gold"] += key in gold
             c["pred"] += key in guess
             c["tp"] += key in gold and key in guess
-        gold_rel = rec.get("relations") or []
-        pred_rel = value["relations"]
-        if gold_rel or pred_rel:
+        if "relations" in rec:  # only relation-annotated records can score relations (absent = not annotated)
             any_relations = True
+            gold_rel = rec["relations"] or []
+            pred_rel = value["relations"]
             gr = relation_keys(rec.get("entities", []), gold_rel)
             pr = relation_keys(value["entities"], pred_rel)
             r_tp += len(gr & pr)

@@ -59,3 +59,13 @@ def test_report_never_contains_the_matched_text():
     flat = repr(report)
     for secret in ("Gregory", "House", "99887766", "ppth"):
         assert secret not in flat
+
+
+def test_file_check_counts_without_echoing(tmp_path):
+    from ehrforge.tasks.extract.phi import phi_check_file
+
+    path = tmp_path / "notes.jsonl"
+    path.write_text('{"id": "1", "text": "Email me at a.b@c.org"}\n{"id": "2", "text": "Clean note."}\nnot json\n')
+    report = phi_check_file(path)
+    assert (report["records_with_phi"], report["by_type"], report["unreadable_lines"]) == (1, {"email": 1}, 1)
+    assert "a.b@c.org" not in repr(report)

@@ -56,3 +56,11 @@ def test_no_relation_keys_when_nothing_has_relations():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError):
         score_extraction([{"entities": []}], [])
+
+
+def test_relations_on_unannotated_records_are_not_scored():
+    ents = [E(0, 7, "Chemical"), E(15, 23, "Disease")]
+    pred = {"entities": ents, "relations": [{"head": 0, "tail": 1, "type": "CID"}]}
+    assert "relation_f1" not in score_extraction([{"entities": ents}], [pred])  # CoNLL record: no annotations
+    s = score_extraction([{"entities": ents, "relations": []}], [pred])  # annotated: "no relation here"
+    assert s["relation_precision"] == 0.0

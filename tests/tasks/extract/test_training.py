@@ -129,3 +129,13 @@ def test_minilm_student_learns_synthetic_notes(tmp_path, sample_lexicon_teacher)
     task = ExtractTask()
     scores = task.score(notes[200:], task.predict(EncoderExtractor(out), notes[200:]))
     assert scores["entity_f1"] > 0.6 and scores["relation_f1"] > 0.5
+
+
+def test_decoder_student_uses_core_sft(tiny_model_dir, tmp_path):
+    from ehrforge.core.sft import SFTConfig
+
+    task = ExtractTask(dataset="sample", student="decoder")
+    out = task.train(task.load("train", limit=4), str(tiny_model_dir), tmp_path / "dec",
+                     SFTConfig(max_steps=2, batch_size=2, lora_r=2, save_steps=100, max_seq_len=256))
+    assert (out / "adapter_config.json").exists()
+    assert json.loads((out / "ehrforge_model.json").read_text())["task"] == "extract"
