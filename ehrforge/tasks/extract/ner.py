@@ -165,7 +165,7 @@ def train_ner(records: Sequence[dict[str, Any]], out: str | os.PathLike, *, enti
               base: str | os.PathLike | None = None, cfg: EncoderConfig | None = None, resume: bool = True) -> Path:
     """Fine-tune the encoder for IOB2 token classification on span records; return the model folder."""
     from datasets import Dataset
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, set_seed
 
     cfg = cfg or EncoderConfig()
     cfg.validate()
@@ -193,6 +193,7 @@ def train_ner(records: Sequence[dict[str, Any]], out: str | os.PathLike, *, enti
             word_labels.append(-100 if wid is None or wid == previous else label2id[tags[wid]])
             previous = wid
         rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": word_labels})
+    set_seed(cfg.seed)  # the new classifier head is initialised from the global RNG, before Trainer seeds it
     model = AutoModelForTokenClassification.from_pretrained(
         str(base_path), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id
     )

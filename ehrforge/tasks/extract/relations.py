@@ -75,7 +75,7 @@ def train_relations(records: Sequence[dict[str, Any]], out: str | os.PathLike, *
                     base: str | os.PathLike | None = None, cfg: EncoderConfig | None = None, resume: bool = True) -> Path:
     """Fine-tune the encoder as a binary pair classifier for ``spec`` on records with gold relations."""
     from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
 
     spec = spec or RelationSpec()
     cfg = cfg or EncoderConfig()
@@ -98,6 +98,7 @@ def train_relations(records: Sequence[dict[str, Any]], out: str | os.PathLike, *
     encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=cfg.max_len * 2)
     dataset = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                                  "labels": [r["label"] for r in rows]})
+    set_seed(cfg.seed)  # the new classifier head is initialised from the global RNG, before Trainer seeds it
     model = AutoModelForSequenceClassification.from_pretrained(
         str(base_path), num_labels=2, id2label={0: "none", 1: spec.name}, label2id={"none": 0, spec.name: 1}
     )

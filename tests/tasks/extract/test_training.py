@@ -136,6 +136,16 @@ def test_decoder_student_uses_core_sft(tiny_model_dir, tmp_path):
 
     task = ExtractTask(dataset="sample", student="decoder")
     out = task.train(task.load("train", limit=4), str(tiny_model_dir), tmp_path / "dec",
-                     SFTConfig(max_steps=2, batch_size=2, lora_r=2, save_steps=100, max_seq_len=256))
+                     SFTConfig(max_steps=2, batch_size=2, lora_r=2, save_steps=100, max_seq_len=2048))
     assert (out / "adapter_config.json").exists()
     assert json.loads((out / "ehrforge_model.json").read_text())["task"] == "extract"
+
+
+def test_training_is_reproducible(notes, tiny_encoder_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    a = train_ner(notes[:16], tmp_path / "a", entity_labels=["Disease"], base=str(tiny_encoder_dir), cfg=FAST)
+    b = train_ner(notes[:16], tmp_path / "b", entity_labels=["Disease"], base=str(tiny_encoder_dir), cfg=FAST)
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
