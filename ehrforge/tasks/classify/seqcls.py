@@ -53,6 +53,7 @@ def resolve_encoder(spec: str | os.PathLike | None) -> Path:
 @dataclass
 class SeqClsConfig:
     epochs: float = 2.0
+    max_steps: int = -1  # > 0 overrides epochs: compare students trained on different amounts of data fairly
     learning_rate: float = 1e-3
     batch_size: int = 16
     max_len: int = 128
@@ -119,6 +120,7 @@ def train_sequence_classifier(
     args = TrainingArguments(
         output_dir=str(tmp / "trainer"),
         num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size,
         seed=cfg.seed,

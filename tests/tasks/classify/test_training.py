@@ -46,6 +46,7 @@ def test_generative_lora_student_trains_on_labelled_records_only(tiny_model_dir,
     assert set(task.score(test, preds)) >= {"precision", "recall", "f1", "coverage"}
 
 
+@pytest.mark.slow  # ~20 s alone, over a minute on a loaded 2-core machine; the LoRA test below covers the plumbing
 def test_seqcls_student_learns_the_training_labels(tiny_encoder_dir, tmp_path):
     task = ClassifyTask(n_train=48, max_chars=300, head="seqcls")
     records = task.load("train")
