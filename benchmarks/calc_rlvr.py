@@ -94,44 +94,81 @@ def main(argv: list[str] | None = None) -> dict:
     task = CalcTask(calculators=args.calculators, max_new_tokens=args.max_new_tokens)
     train = task.load("train", limit=args.n_train)
     evalset = task.load("test", limit=args.n_eval)
-    sft_cfg = SFTConfig(max_steps=args.sft_steps, learning_rate=args.sft_lr, batch_size=4, max_seq_len=2048 if args.model == "tiny" else 1024,
-                        save_steps=10_000, logging_steps=5)
-    grpo_cfg = GRPOSettings(max_steps=args.grpo_steps, learning_rate=args.grpo_lr, num_generations=args.num_generations,
-                            prompts_per_step=args.prompts_per_step, beta=args.beta, max_completion_length=args.max_new_tokens,
-                            save_steps=10_000, logging_steps=1)
+    sft_cfg = SFTConfig(
+        max_steps=args.sft_steps,
+        learning_rate=args.sft_lr,
+        batch_size=4,
+        max_seq_len=2048 if args.model == "tiny" else 1024,
+        save_steps=10_000,
+        logging_steps=5,
+    )
+    grpo_cfg = GRPOSettings(
+        max_steps=args.grpo_steps,
+        learning_rate=args.grpo_lr,
+        num_generations=args.num_generations,
+        prompts_per_step=args.prompts_per_step,
+        beta=args.beta,
+        max_completion_length=args.max_new_tokens,
+        save_steps=10_000,
+        logging_steps=1,
+    )
     result: dict = {
         "benchmark": "calc_rlvr",
-        "device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
+        "device": "cuda:" + torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
         "config": {**vars(args), "base_model": base, "sft": sft_cfg.__dict__, "grpo": grpo_cfg.__dict__},
-        "sizes": {"train_items": len(train), "eval_items": len(evalset), "calculators": [c.key for c in task.calculators],
-                  "eval_split": "synthetic test split (seeded, disjoint from train)"},
-        "arms": {}, "stages_wall_s": {},
+        "sizes": {
+            "train_items": len(train),
+            "eval_items": len(evalset),
+            "calculators": [c.key for c in task.calculators],
+            "eval_split": "synthetic test split (seeded, disjoint from train)",
+        },
+        "arms": {},
+        "stages_wall_s": {},
     }
 
-    def stage(name: str, fn):
+    name = "calc_rlvr" + (f"_{args.tag}" if args.tag else "")
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+
+    def stage(stage_name: str, fn):
         start = time.perf_counter()
         value = fn()
-        result["stages_wall_s"][name] = round(time.perf_counter() - start, 2)
-        print(f"[calc_rlvr] {name}: {result['stages_wall_s'][name]} s", file=sys.stderr, flush=True)
+        result["stages_wall_s"][stage_name] = round(time.perf_counter() - start, 2)
+        result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        result["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
+        print(f"[calc_rlvr] {stage_name}: {result['stages_wall_s'][stage_name]} s", file=sys.stderr, flush=True)
+        atomic_write_json(out, {**result, "complete": False})  # partial results survive an interrupted run
         return value
 
-    result["arms"]["base"] = stage("eval_base", lambda: run_eval(task, base, evalset, args.max_new_tokens, args.batch_size))
+    result["arms"]["base"] = stage(
+        "eval_base", lambda: run_eval(task, base, evalset, args.max_new_tokens, args.batch_size)
+    )
     sft_dir = stage("train_sft", lambda: train_sft(task, train, base, work / "sft", sft_cfg))
-    result["arms"]["sft"] = stage("eval_sft", lambda: run_eval(task, str(sft_dir), evalset, args.max_new_tokens, args.batch_size))
+    result["arms"]["sft"] = stage(
+        "eval_sft", lambda: run_eval(task, str(sft_dir), evalset, args.max_new_tokens, args.batch_size)
+    )
     sft_grpo = stage("train_sft_grpo", lambda: train_grpo(task, train, str(sft_dir), work / "sft_grpo", grpo_cfg))
-    result["arms"]["sft+grpo"] = stage("eval_sft_grpo", lambda: run_eval(task, str(sft_grpo), evalset, args.max_new_tokens, args.batch_size))
+    result["arms"]["sft+grpo"] = stage(
+        "eval_sft_grpo", lambda: run_eval(task, str(sft_grpo), evalset, args.max_new_tokens, args.batch_size)
+    )
     grpo_only = stage("train_grpo_only", lambda: train_grpo(task, train, base, work / "grpo_only", grpo_cfg))
-    result["arms"]["grpo_only"] = stage("eval_grpo_only", lambda: run_eval(task, str(grpo_only), evalset, args.max_new_tokens, args.batch_size))
+    result["arms"]["grpo_only"] = stage(
+        "eval_grpo_only", lambda: run_eval(task, str(grpo_only), evalset, args.max_new_tokens, args.batch_size)
+    )
     for arm, path in (("sft+grpo", sft_grpo), ("grpo_only", grpo_only)):
         curve = (Path(path) / "reward_curve.csv").read_text().splitlines()
         result["arms"][arm]["reward_curve_csv"] = curve
-    result["steps"] = {"sft": args.sft_steps, "grpo": args.grpo_steps, "grpo_generations_per_step": args.num_generations * args.prompts_per_step}
+    result["steps"] = {
+        "sft": args.sft_steps,
+        "grpo": args.grpo_steps,
+        "grpo_generations_per_step": args.num_generations * args.prompts_per_step,
+    }
     result["wall_s_total"] = round(time.perf_counter() - t0, 2)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["summary"] = {arm: r["metrics"]["accuracy"] for arm, r in result["arms"].items()}
-    name = "calc_rlvr" + (f"_{args.tag}" if args.tag else "")
-    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
-    atomic_write_json(out, result)
+    result["cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1)
+    atomic_write_json(out, {**result, "complete": True})
     print(json.dumps(result["summary"]), file=sys.stderr)
     return result
 

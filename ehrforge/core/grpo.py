@@ -50,8 +50,16 @@ class GRPOSettings:
 
     def problems(self) -> list[str]:
         out = []
-        for name in ("num_generations", "prompts_per_step", "max_steps", "max_completion_length", "num_iterations", "lora_r",
-                     "save_steps", "logging_steps"):
+        for name in (
+            "num_generations",
+            "prompts_per_step",
+            "max_steps",
+            "max_completion_length",
+            "num_iterations",
+            "lora_r",
+            "save_steps",
+            "logging_steps",
+        ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 out.append(f"{name} must be a positive integer (got {getattr(self, name)!r})")
         if isinstance(self.num_generations, int) and self.num_generations < 2:
@@ -106,7 +114,9 @@ class GRPOSettings:
                 else:
                     kwargs[key] = raw
             except (TypeError, ValueError):
-                kind = "an integer" if isinstance(default, int) else "a number" if isinstance(default, float) else "a list"
+                kind = (
+                    "an integer" if isinstance(default, int) else "a number" if isinstance(default, float) else "a list"
+                )
                 problems.append(f"{key} must be {kind} (got '{raw}')")
         if problems:
             raise ConfigError(problems)
@@ -176,8 +186,11 @@ def train_grpo(
         gradient_checkpointing=False,
     )
     lora = LoraConfig(
-        r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-        target_modules=settings.lora_target_modules, task_type="CAUSAL_LM",
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=settings.lora_target_modules,
+        task_type="CAUSAL_LM",
     )
     trainer = GRPOTrainer(
         model=model,
@@ -196,17 +209,20 @@ def train_grpo(
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    atomic_write_json(tmp / "ehrforge_model.json", {
-        "base_model": str(base_model),
-        "task": task.name,
-        "stage": "grpo",
-        "train_records": len(records),
-        "grpo": asdict(settings),
-        "rewards": [getattr(f, "__name__", str(f)) for f in rewards],
-        "steps": result.global_step,
-        "resumed_from": checkpoint.name if checkpoint else None,
-        "train_loss": result.training_loss,
-    })
+    atomic_write_json(
+        tmp / "ehrforge_model.json",
+        {
+            "base_model": str(base_model),
+            "task": task.name,
+            "stage": "grpo",
+            "train_records": len(records),
+            "grpo": asdict(settings),
+            "rewards": [getattr(f, "__name__", str(f)) for f in rewards],
+            "steps": result.global_step,
+            "resumed_from": checkpoint.name if checkpoint else None,
+            "train_loss": result.training_loss,
+        },
+    )
     out.mkdir(parents=True, exist_ok=True)
     for item in tmp.iterdir():
         target = out / item.name
@@ -221,7 +237,11 @@ def last_checkpoint(ckpt_dir: Path) -> Path | None:
     """The newest complete ``checkpoint-N`` folder (one with trainer state), or None."""
     if not ckpt_dir.exists():
         return None
-    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists() and p.name.split("-")[-1].isdigit()]
+    done = [
+        p
+        for p in ckpt_dir.glob("checkpoint-*")
+        if (p / "trainer_state.json").exists() and p.name.split("-")[-1].isdigit()
+    ]
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 

@@ -20,7 +20,9 @@ SEEN: list[dict] = []
 def length_reward(completions, target_len, **_):
     """Varies within every group (sampled lengths differ), so advantages are non-zero and the policy must move."""
     SEEN.append({"n": len(completions), "target_len": list(target_len)})
-    return [-abs(len(c[0]["content"] if isinstance(c, list) else c) - int(t)) / 10 for c, t in zip(completions, target_len)]
+    return [
+        -abs(len(c[0]["content"] if isinstance(c, list) else c) - int(t)) / 10 for c, t in zip(completions, target_len)
+    ]
 
 
 class CountTask(Task):
@@ -49,13 +51,17 @@ class CountTask(Task):
         return {"prompt": self.prompt(r), "target_len": r["target_len"]}
 
 
-FAST = dict(num_generations=2, prompts_per_step=2, max_completion_length=8, learning_rate=5e-3, save_steps=1, logging_steps=1)
+FAST = dict(
+    num_generations=2, prompts_per_step=2, max_completion_length=8, learning_rate=5e-3, save_steps=1, logging_steps=1
+)
 
 
 def test_grpo_trains_adapter_and_writes_reward_curve(tiny_model_dir, tmp_path):
     SEEN.clear()
     task = CountTask()
-    out = train_grpo(task, task.load("train"), str(tiny_model_dir), tmp_path / "grpo", GRPOSettings(max_steps=2, **FAST))
+    out = train_grpo(
+        task, task.load("train"), str(tiny_model_dir), tmp_path / "grpo", GRPOSettings(max_steps=2, **FAST)
+    )
     meta = json.loads((out / "ehrforge_model.json").read_text())
     assert meta["steps"] == 2 and meta["rewards"] == ["length_reward"] and meta["stage"] == "grpo"
     # the reward saw groups of 2 prompts × 2 generations with the task's own column
@@ -109,7 +115,9 @@ def test_settings_list_every_problem():
     text = str(err.value)
     for field in ("num_generations", "beta", "learning_rate", "max_steps"):
         assert field in text
-    assert GRPOSettings.from_mapping({"num_generations": "8", "beta": "0.0", "reward_weights": "1,0.5"}).reward_weights == [1.0, 0.5]
+    assert GRPOSettings.from_mapping(
+        {"num_generations": "8", "beta": "0.0", "reward_weights": "1,0.5"}
+    ).reward_weights == [1.0, 0.5]
     with pytest.raises(ConfigError, match="unknown setting 'groups'"):
         GRPOSettings.from_mapping({"groups": "4"})
 
@@ -118,4 +126,10 @@ def test_no_records_or_rewards_is_a_clear_error(tiny_model_dir, tmp_path):
     with pytest.raises(DataError, match="no training records"):
         train_grpo(CountTask(), [], str(tiny_model_dir), tmp_path / "x")
     with pytest.raises(DataError, match="reward_weights has 2 values for 1"):
-        train_grpo(CountTask(), CountTask().load("t"), str(tiny_model_dir), tmp_path / "x", GRPOSettings(reward_weights=[1.0, 1.0]))
+        train_grpo(
+            CountTask(),
+            CountTask().load("t"),
+            str(tiny_model_dir),
+            tmp_path / "x",
+            GRPOSettings(reward_weights=[1.0, 1.0]),
+        )

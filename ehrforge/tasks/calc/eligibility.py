@@ -19,10 +19,22 @@ from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.tasks.base import Record, RewardFn, Task
 from ehrforge.tasks.calc.score import extract_tag
 
-CONDITIONS = ("type 2 diabetes", "hypertension", "heart failure", "chronic kidney disease", "COPD", "rheumatoid arthritis", "atrial fibrillation")
+CONDITIONS = (
+    "type 2 diabetes",
+    "hypertension",
+    "heart failure",
+    "chronic kidney disease",
+    "COPD",
+    "rheumatoid arthritis",
+    "atrial fibrillation",
+)
 EXCLUSIONS = ("active cancer", "pregnancy", "liver cirrhosis", "recent myocardial infarction", "HIV infection")
 MEDICATIONS = ("warfarin", "insulin", "prednisone", "metformin", "methotrexate")
-LABS = {"hba1c": ("HbA1c", "%", 5.0, 12.0), "egfr": ("eGFR", "mL/min/1.73 m²", 15.0, 110.0), "ldl": ("LDL", "mg/dL", 60.0, 220.0)}
+LABS = {
+    "hba1c": ("HbA1c", "%", 5.0, 12.0),
+    "egfr": ("eGFR", "mL/min/1.73 m²", 15.0, 110.0),
+    "ldl": ("LDL", "mg/dL", 60.0, 220.0),
+}
 
 
 @dataclass
@@ -39,11 +51,20 @@ class Trial:
 
     def criteria_text(self) -> str:
         name, unit, _, _ = LABS[self.lab]
-        inc = [f"Age {self.min_age}–{self.max_age} years", f"Diagnosis of {self.required_condition}", f"{name} between {self.lab_min:g} and {self.lab_max:g} {unit}"]
+        inc = [
+            f"Age {self.min_age}–{self.max_age} years",
+            f"Diagnosis of {self.required_condition}",
+            f"{name} between {self.lab_min:g} and {self.lab_max:g} {unit}",
+        ]
         if self.sex:
             inc.insert(1, f"{self.sex.capitalize()} participants only")
         exc = [*self.excluded_conditions, f"current use of {self.excluded_medication}"]
-        return "Inclusion criteria:\n" + "\n".join(f"- {c}" for c in inc) + "\nExclusion criteria:\n" + "\n".join(f"- {c}" for c in exc)
+        return (
+            "Inclusion criteria:\n"
+            + "\n".join(f"- {c}" for c in inc)
+            + "\nExclusion criteria:\n"
+            + "\n".join(f"- {c}" for c in exc)
+        )
 
 
 @dataclass
@@ -94,9 +115,15 @@ def sample_trial(rng: random.Random) -> Trial:
     b = round(rng.uniform(a + (hi - lo) * 0.15, hi), 1)
     min_age = rng.choice([18, 30, 40, 50])
     return Trial(
-        min_age=min_age, max_age=rng.choice([65, 75, 80, 85]), sex=rng.choice([None, None, "female", "male"]),
-        required_condition=rng.choice(CONDITIONS), lab=lab, lab_min=a, lab_max=b,
-        excluded_conditions=rng.sample(EXCLUSIONS, k=2), excluded_medication=rng.choice(MEDICATIONS),
+        min_age=min_age,
+        max_age=rng.choice([65, 75, 80, 85]),
+        sex=rng.choice([None, None, "female", "male"]),
+        required_condition=rng.choice(CONDITIONS),
+        lab=lab,
+        lab_min=a,
+        lab_max=b,
+        excluded_conditions=rng.sample(EXCLUSIONS, k=2),
+        excluded_medication=rng.choice(MEDICATIONS),
     )
 
 
@@ -106,7 +133,8 @@ def sample_patient_for(trial: Trial, rng: random.Random, eligible: bool) -> Tria
     p = TrialPatient(
         age=rng.randint(trial.min_age, trial.max_age),
         sex=trial.sex or rng.choice(["female", "male"]),
-        conditions=[trial.required_condition] + rng.sample([c for c in CONDITIONS if c != trial.required_condition], k=rng.randint(0, 2)),
+        conditions=[trial.required_condition]
+        + rng.sample([c for c in CONDITIONS if c != trial.required_condition], k=rng.randint(0, 2)),
         medications=rng.sample([m for m in MEDICATIONS if m != trial.excluded_medication], k=rng.randint(0, 2)),
         labs={trial.lab: round(rng.uniform(trial.lab_min, trial.lab_max), 1)},
     )
@@ -126,7 +154,11 @@ def sample_patient_for(trial: Trial, rng: random.Random, eligible: bool) -> Tria
                 p.conditions.remove(trial.required_condition)
             elif b == "lab":
                 below = round(rng.uniform(lo, trial.lab_min - 0.1), 1) if trial.lab_min - 0.1 > lo else None
-                p.labs[trial.lab] = below if below is not None and rng.random() < 0.5 else round(rng.uniform(trial.lab_max + 0.1, hi + 5), 1)
+                p.labs[trial.lab] = (
+                    below
+                    if below is not None and rng.random() < 0.5
+                    else round(rng.uniform(trial.lab_max + 0.1, hi + 5), 1)
+                )
             elif b == "exclusion":
                 p.conditions.append(rng.choice(trial.excluded_conditions))
             elif b == "medication":
@@ -142,10 +174,17 @@ def make_eligibility_items(n: int, seed: int = 0) -> list[Record]:
         trial = sample_trial(rng)
         patient = sample_patient_for(trial, rng, eligible=i % 2 == 0)
         ok, failed = check_eligibility(patient, trial)
-        items.append({
-            "id": f"elig-{seed}-{i}", "criteria": trial.criteria_text(), "patient": patient.summary(), "eligible": ok,
-            "failed": failed, "trial": asdict(trial), "patient_data": asdict(patient),
-        })
+        items.append(
+            {
+                "id": f"elig-{seed}-{i}",
+                "criteria": trial.criteria_text(),
+                "patient": patient.summary(),
+                "eligible": ok,
+                "failed": failed,
+                "trial": asdict(trial),
+                "patient_data": asdict(patient),
+            }
+        )
     return items
 
 
@@ -176,7 +215,10 @@ class EligibilityTask(Task):
 
     def prompt(self, record: Record) -> list[Message]:
         return [
-            {"role": "system", "content": "Check each trial criterion against the patient, then answer <answer>eligible</answer> or <answer>not eligible</answer>."},
+            {
+                "role": "system",
+                "content": "Check each trial criterion against the patient, then answer <answer>eligible</answer> or <answer>not eligible</answer>.",
+            },
             {"role": "user", "content": f"Trial:\n{record['criteria']}\n\nPatient: {record['patient']}"},
         ]
 

@@ -16,8 +16,23 @@ from ehrforge.tasks.calc.calculators import Calculator, format_answer
 from ehrforge.tasks.calc.features import CHOICES, FLAGS, NUMERIC, Patient, sample_patient
 
 STYLES = ("narrative", "hp", "triage")
-GENERIC_COMPLAINTS = ("fatigue", "shortness of breath", "abdominal pain", "dizziness", "a routine follow-up visit", "chest discomfort")
-SAFE_HISTORY = ("hypothyroidism", "osteoarthritis of both knees", "gout", "gastro-esophageal reflux", "depression", "mild asthma", "migraine")
+GENERIC_COMPLAINTS = (
+    "fatigue",
+    "shortness of breath",
+    "abdominal pain",
+    "dizziness",
+    "a routine follow-up visit",
+    "chest discomfort",
+)
+SAFE_HISTORY = (
+    "hypothyroidism",
+    "osteoarthritis of both knees",
+    "gout",
+    "gastro-esophageal reflux",
+    "depression",
+    "mild asthma",
+    "migraine",
+)
 SAFE_MEDS = ("levothyroxine", "omeprazole", "vitamin D", "acetaminophen as needed", "sertraline", "allopurinol")
 NO_DISTRACT = {"target_bmi", "alcohol_drinks_per_week"}
 
@@ -42,7 +57,8 @@ def render_note(calc: Calculator, p: Patient, rng: random.Random, distractors: t
 
     history = [rng.choice(FLAGS[n].positive) for n in shown if n in FLAGS and FLAGS[n].section == "history" and v[n]]
     negatives = [
-        rng.choice(FLAGS[n].negative) for n in shown
+        rng.choice(FLAGS[n].negative)
+        for n in shown
         if n in FLAGS and FLAGS[n].section == "history" and not v[n] and (FLAGS[n].always or rng.random() < 0.5)
     ]
     history += rng.sample(SAFE_HISTORY, k=rng.randint(0, 2))
@@ -50,15 +66,21 @@ def render_note(calc: Calculator, p: Patient, rng: random.Random, distractors: t
     meds = [rng.choice(FLAGS[n].positive) for n in shown if n in FLAGS and FLAGS[n].section == "medication" and v[n]]
     meds += rng.sample(SAFE_MEDS, k=rng.randint(0, 2))
     symptoms = [
-        rng.choice(FLAGS[n].positive if v[n] else FLAGS[n].negative) for n in shown
+        rng.choice(FLAGS[n].positive if v[n] else FLAGS[n].negative)
+        for n in shown
         if n in FLAGS and FLAGS[n].section == "symptom" and (v[n] or FLAGS[n].always or rng.random() < 0.5)
     ]
     exam = [
-        rng.choice(FLAGS[n].positive if v[n] else FLAGS[n].negative) for n in shown
+        rng.choice(FLAGS[n].positive if v[n] else FLAGS[n].negative)
+        for n in shown
         if n in FLAGS and FLAGS[n].section == "exam" and (v[n] or FLAGS[n].always or rng.random() < 0.6)
     ]
     exam += [rng.choice(CHOICES[n].options[str(v[n])]) for n in shown if n in CHOICES and CHOICES[n].section == "exam"]
-    context = [rng.choice(FLAGS[n].positive if v[n] else FLAGS[n].negative) for n in shown if n in FLAGS and FLAGS[n].section == "context"]
+    context = [
+        rng.choice(FLAGS[n].positive if v[n] else FLAGS[n].negative)
+        for n in shown
+        if n in FLAGS and FLAGS[n].section == "context"
+    ]
     if "high_risk_surgery" in shown and sex == "male":
         context = [c.replace("She is", "He is") for c in context]
 
@@ -83,7 +105,9 @@ def render_note(calc: Calculator, p: Patient, rng: random.Random, distractors: t
     extra_sentences: list[str] = []
     if "alcohol_drinks_per_week" in shown:
         n = int(v["alcohol_drinks_per_week"])
-        extra_sentences.append(f"{he} drinks about {n} alcoholic drinks per week." if n else f"{he} does not drink alcohol.")
+        extra_sentences.append(
+            f"{he} drinks about {n} alcoholic drinks per week." if n else f"{he} does not drink alcohol."
+        )
     if "target_bmi" in shown:
         extra_sentences.append(f"The agreed goal is to reach a BMI of {p.shown['target_bmi']}.")
     if "lmp" in shown:
@@ -97,7 +121,11 @@ def render_note(calc: Calculator, p: Patient, rng: random.Random, distractors: t
     style = rng.choice(STYLES)
     if style == "hp":
         lines = [f"HPI: {age}-year-old {_person(age, sex)} presenting with {complaint}."]
-        lines.append("PMH: " + ("; ".join(history) if history else "none significant") + (". Notably " + ", ".join(negatives) + "." if negatives else ""))
+        lines.append(
+            "PMH: "
+            + ("; ".join(history) if history else "none significant")
+            + (". Notably " + ", ".join(negatives) + "." if negatives else "")
+        )
         lines.append("Medications: " + (", ".join(meds) if meds else "none") + ".")
         if symptoms:
             lines.append("ROS: " + "; ".join(symptoms) + ".")
@@ -134,7 +162,11 @@ def render_note(calc: Calculator, p: Patient, rng: random.Random, distractors: t
     setting = rng.choice(["the emergency department", "the outpatient clinic", "our hospital", "the medical ward"])
     text = [f"A {age}-year-old {_person(age, sex)} was seen in {setting} for {complaint}."]
     if history:
-        text.append(f"{he} has a history of " + (", ".join(history[:-1]) + " and " + history[-1] if len(history) > 1 else history[0]) + ".")
+        text.append(
+            f"{he} has a history of "
+            + (", ".join(history[:-1]) + " and " + history[-1] if len(history) > 1 else history[0])
+            + "."
+        )
     if negatives:
         text.append(f"{he} has " + ", ".join(negatives) + ".")
     if meds:
@@ -168,7 +200,9 @@ def make_item(calc: Calculator, rng: random.Random, item_id: str) -> dict[str, A
     """One synthetic record: note, question, gold answer (from the calculator function) and worked reasoning."""
     pool = [n for n in NUMERIC if n not in calc.inputs and n not in NO_DISTRACT]
     distractors = tuple(rng.sample(pool, k=rng.randint(2, 4)))
-    patient = sample_patient(rng, calc.inputs, age_range=calc.age_range, sex=calc.sex, ranges=calc.ranges, extra=distractors)
+    patient = sample_patient(
+        rng, calc.inputs, age_range=calc.age_range, sex=calc.sex, ranges=calc.ranges, extra=distractors
+    )
     value, lines = calc.compute(patient.values)
     answer = format_answer(value, calc.answer_format)
     lower = upper = answer
@@ -184,7 +218,9 @@ def make_item(calc: Calculator, rng: random.Random, item_id: str) -> dict[str, A
             conv = "" if shown.endswith(unit) and unit else f" = {float(canonical):.4g} {unit}".rstrip()
             extracted.append(f"- {n.replace('_', ' ')}: {shown}{conv}")
         elif n in ("lmp", "today"):
-            extracted.append(f"- {'last menstrual period' if n == 'lmp' else 'current date'}: {patient.values[n]:%m/%d/%Y}")
+            extracted.append(
+                f"- {'last menstrual period' if n == 'lmp' else 'current date'}: {patient.values[n]:%m/%d/%Y}"
+            )
         else:
             value = patient.values[n]
             shown = ("present" if value else "absent") if isinstance(value, bool) else _jsonable(value)

@@ -71,7 +71,13 @@ def correctness_reward(
         if answer is None:
             out.append(0.0)
             continue
-        ok = is_correct(answer, str(ground_truth[i]), _column(answer_format, i, "decimal"), _column(lower_limit, i), _column(upper_limit, i))
+        ok = is_correct(
+            answer,
+            str(ground_truth[i]),
+            _column(answer_format, i, "decimal"),
+            _column(lower_limit, i),
+            _column(upper_limit, i),
+        )
         out.append(1.0 if ok else 0.0)
     return out
 

@@ -53,7 +53,13 @@ def parse_value(text: str, answer_format: str) -> Any:
     return float(m.group(0).replace(",", "").replace("−", "-")) if m else None
 
 
-def is_correct(answer: str, ground_truth: str, answer_format: str, lower: str | float | None = None, upper: str | float | None = None) -> bool:
+def is_correct(
+    answer: str,
+    ground_truth: str,
+    answer_format: str,
+    lower: str | float | None = None,
+    upper: str | float | None = None,
+) -> bool:
     """MedCalc-Bench correctness of one answer string against the ground truth.
 
     >>> is_correct("83.0", "83.333", "decimal", "79.166", "87.5"), is_correct("3.4", "3", "integer"), is_correct("3.6", "3", "integer")
@@ -76,7 +82,13 @@ def is_correct(answer: str, ground_truth: str, answer_format: str, lower: str | 
 def prediction_correct(record: dict[str, Any], prediction: Answer | Abstain) -> bool:
     if not isinstance(prediction, Answer):
         return False
-    return is_correct(str(prediction.value), str(record["ground_truth"]), record["answer_format"], record.get("lower_limit"), record.get("upper_limit"))
+    return is_correct(
+        str(prediction.value),
+        str(record["ground_truth"]),
+        record["answer_format"],
+        record.get("lower_limit"),
+        record.get("upper_limit"),
+    )
 
 
 def score_predictions(records: Sequence[dict[str, Any]], predictions: Sequence[Answer | Abstain]) -> dict[str, float]:
@@ -90,21 +102,29 @@ def score_predictions(records: Sequence[dict[str, Any]], predictions: Sequence[A
         for key in ("accuracy", f"accuracy/{record['calculator']}", f"accuracy/{record['output_type']}"):
             hits[key].append(ok)
     n = len(hits["accuracy"])
-    out: dict[str, float] = {"accuracy": sum(hits["accuracy"]) / n if n else 0.0, "abstain_rate": abstained / n if n else 0.0, "n": float(n)}
+    out: dict[str, float] = {
+        "accuracy": sum(hits["accuracy"]) / n if n else 0.0,
+        "abstain_rate": abstained / n if n else 0.0,
+        "n": float(n),
+    }
     for key in sorted(k for k in hits if k != "accuracy"):
         out[key] = sum(hits[key]) / len(hits[key])
         out["n_" + key.split("/", 1)[1]] = float(len(hits[key]))
     return out
 
 
-def breakdown_table(results: dict[str, dict[str, float]], title: str = "calc accuracy by calculator and output type") -> Any:
+def breakdown_table(
+    results: dict[str, dict[str, float]], title: str = "calc accuracy by calculator and output type"
+) -> Any:
     """A rich table with one row per calculator / output type and one column per model (``evaluate``'s result):
     the per-calculator view that a one-row-per-model table cannot show for 45 calculators."""
     from rich.table import Table
 
     models = list(results)
-    keys = sorted({k for m in results.values() for k in m if k.startswith("accuracy/")},
-                  key=lambda k: (k.split("/")[1] not in ("decimal", "integer", "date"), k))
+    keys = sorted(
+        {k for m in results.values() for k in m if k.startswith("accuracy/")},
+        key=lambda k: (k.split("/")[1] not in ("decimal", "integer", "date"), k),
+    )
     table = Table(title=title)
     table.add_column("group", style="bold")
     table.add_column("n", justify="right")

@@ -10,6 +10,7 @@ verifiable rewards); base → GRPO without SFT is the seed paper's ablation.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -99,16 +100,24 @@ class CalcTask(Task):
         elif source is not None:
             result = read_jsonl(source)
             if result.rejected_lines:
-                raise DataError(f"{len(result.rejected_lines)} malformed lines in {source} (first: line {result.rejected_lines[0]})",
-                                "regenerate the file with `ehrforge synth --task calc`")
+                raise DataError(
+                    f"{len(result.rejected_lines)} malformed lines in {source} (first: line {result.rejected_lines[0]})",
+                    "regenerate the file with `ehrforge synth --task calc`",
+                )
             records = result.records
-            missing = [i for i, r in enumerate(records, 1) if not {"note", "question", "ground_truth", "answer_format", "calculator"} <= r.keys()]
+            missing = [
+                i
+                for i, r in enumerate(records, 1)
+                if not {"note", "question", "ground_truth", "answer_format", "calculator"} <= r.keys()
+            ]
             if missing:
-                raise DataError(f"{len(missing)} records in {source} lack calc fields (first: line {missing[0]})",
-                                "each line needs note, question, ground_truth, answer_format and calculator")
+                raise DataError(
+                    f"{len(missing)} records in {source} lack calc fields (first: line {missing[0]})",
+                    "each line needs note, question, ground_truth, answer_format and calculator",
+                )
         elif split in SPLIT_SEEDS:
-            n = self.n[split] if limit is None else min(limit, self.n[split]) if self.n[split] else limit
-            records = self.generate(n, seed=SPLIT_SEEDS[split] + seed)
+            # items are generated independently per index, so a limit larger than the split size is fine
+            records = self.generate(self.n[split] if limit is None else limit, seed=SPLIT_SEEDS[split] + seed)
         else:
             raise DataError(f"unknown split '{split}' for task calc", "use train, valid, test or medcalc_exemplars")
         return records[:limit] if limit is not None else records
@@ -118,8 +127,10 @@ class CalcTask(Task):
         folder = Path(source or self.medcalc_dir or os.environ.get("EHRFORGE_MEDCALC_DIR", DEV_MEDCALC_DIR))
         path = folder / EXEMPLAR_FILE if folder.is_dir() or not folder.suffix else folder
         if not path.exists():
-            raise DataError(f"MedCalc-Bench exemplars not found: {path}",
-                            f"pass --data <folder with {EXEMPLAR_FILE}> (from github.com/ncbi-nlp/MedCalc-Bench, CC BY-SA 4.0)")
+            raise DataError(
+                f"MedCalc-Bench exemplars not found: {path}",
+                f"pass --data <folder with {EXEMPLAR_FILE}> (from github.com/ncbi-nlp/MedCalc-Bench, CC BY-SA 4.0)",
+            )
         data = load_json(path, "MedCalc-Bench exemplar file")
         wanted = {c.id for c in self.calculators}
         records = []
@@ -137,13 +148,28 @@ class CalcTask(Task):
                 gold = str(raw)
             lower = upper = gold
             if calc.answer_format == "decimal":
-                lower, upper = f"{min(float(gold) * 0.95, float(gold) * 1.05):.6g}", f"{max(float(gold) * 0.95, float(gold) * 1.05):.6g}"
-            records.append({
-                "id": f"medcalc-exemplar-{cid}", "calculator": calc.key, "calculator_id": calc.id, "calculator_name": calc.name,
-                "category": calc.category, "output_type": calc.output_type, "answer_format": calc.answer_format,
-                "note": ex["Patient Note"], "question": calc.question, "ground_truth": gold, "lower_limit": lower, "upper_limit": upper,
-                "reasoning": response.get("step_by_step_thinking", ""), "source": "medcalc-bench-exemplar",
-            })
+                lower, upper = (
+                    f"{min(float(gold) * 0.95, float(gold) * 1.05):.6g}",
+                    f"{max(float(gold) * 0.95, float(gold) * 1.05):.6g}",
+                )
+            records.append(
+                {
+                    "id": f"medcalc-exemplar-{cid}",
+                    "calculator": calc.key,
+                    "calculator_id": calc.id,
+                    "calculator_name": calc.name,
+                    "category": calc.category,
+                    "output_type": calc.output_type,
+                    "answer_format": calc.answer_format,
+                    "note": ex["Patient Note"],
+                    "question": calc.question,
+                    "ground_truth": gold,
+                    "lower_limit": lower,
+                    "upper_limit": upper,
+                    "reasoning": response.get("step_by_step_thinking", ""),
+                    "source": "medcalc-bench-exemplar",
+                }
+            )
         return records
 
     def synthesize(self, out: Path, *, n: int, teacher: Any = None, seed: int = 0) -> dict[str, Any]:
@@ -154,8 +180,14 @@ class CalcTask(Task):
         per_calc: dict[str, int] = {}
         for item in items:
             per_calc[item["calculator"]] = per_calc.get(item["calculator"], 0) + 1
-        stats = {"written": len(items), "calculators": len(per_calc), "per_calculator": per_calc, "seed": seed,
-                 "teacher_used": False, "out": str(out)}
+        stats = {
+            "written": len(items),
+            "calculators": len(per_calc),
+            "per_calculator": per_calc,
+            "seed": seed,
+            "teacher_used": False,
+            "out": str(out),
+        }
         atomic_write_json(Path(str(out) + ".stats.json"), stats)
         return stats
 
@@ -180,7 +212,7 @@ class CalcTask(Task):
         if value is None:
             return Abstain(f"answer does not parse as {fmt}", 0.0)
         mean = generation.mean_logprob()
-        confidence = float(min(1.0, max(0.0, 2.718281828 ** mean))) if mean is not None else 1.0
+        confidence = min(1.0, math.exp(mean)) if mean is not None else 1.0  # geometric-mean token probability
         shown = format_answer(value, fmt) if fmt in ("date", "weeks_days") else answer
         return Answer(shown, confidence=confidence)
 

@@ -42,7 +42,13 @@ class MedCalcVerifier:
         answer = extract_tag(completion)
         if answer is None:
             return 0.0
-        ok = is_correct(answer, str(record["ground_truth"]), record.get("answer_format", "decimal"), record.get("lower_limit"), record.get("upper_limit"))
+        ok = is_correct(
+            answer,
+            str(record["ground_truth"]),
+            record.get("answer_format", "decimal"),
+            record.get("lower_limit"),
+            record.get("upper_limit"),
+        )
         return 1.0 if ok else 0.0
 
 

@@ -9,10 +9,10 @@ from datetime import date
 
 import pytest
 
+from ehrforge.errors import UnknownNameError
 from ehrforge.tasks.calc.calculators import CALCULATORS, format_answer, get_calculator, select_calculators
 from ehrforge.tasks.calc.calculators import formulas as F
 from ehrforge.tasks.calc.calculators import scores as S
-from ehrforge.errors import UnknownNameError
 
 approx = pytest.approx
 
@@ -39,7 +39,9 @@ def test_cockcroft_gault_weight_rules() -> None:
 
 
 def test_kidney() -> None:
-    assert F.ckd_epi_2021(81, "male", 1.7) == approx(40.0, abs=0.1)  # 142 × (1.889)^−1.2 × 0.9938^81 = 142 × 0.4662 × 0.6043
+    assert F.ckd_epi_2021(81, "male", 1.7) == approx(
+        40.0, abs=0.1
+    )  # 142 × (1.889)^−1.2 × 0.9938^81 = 142 × 0.4662 × 0.6043
     # female, Scr/κ = 0.857 < 1: 142 × 0.857^−0.241 × 0.9938^50 × 1.012 = 142 × 1.0379 × 0.7328 × 1.012
     assert F.ckd_epi_2021(50, "female", 0.6) == approx(109.29, abs=0.1)
     assert F.mdrd_gfr(85, "female", 1.36, False) == approx(36.954, abs=0.02)  # 175 × 0.7012 × 0.4058 × 0.742
@@ -66,7 +68,9 @@ def test_electrolytes_and_labs() -> None:
 def test_meld_na() -> None:
     # dialysis → Cr 4; MELD(i) = 10 × (1.3267 + 1.3556 + 0.8831 + 0.643) = 42.1 → 42.1 + 5.28 − 5.557 > 40 → cap 40
     assert F.meld_na(7.78, 36.1, 2.2, 133, True) == 40
-    assert F.meld_na(1.0, 1.0, 1.0, 137, False) == approx(6.4)  # all logs 0: 10 × 0.643 rounded to 0.1; ≤ 11 so no Na term
+    assert F.meld_na(1.0, 1.0, 1.0, 137, False) == approx(
+        6.4
+    )  # all logs 0: 10 × 0.643 rounded to 0.1; ≤ 11 so no Na term
     # 10 × (0.6633 + 0.4153 + 0.4541 + 0.643) = 21.8; + 1.32 × 7 − 0.033 × 21.8 × 7 = 26.004
     assert F.meld_na(2.0, 3.0, 1.5, 130, False) == approx(26.004, abs=1e-3)
     assert F.meld_na(0.5, 0.5, 0.8, 150, False) == approx(6.4)  # lower bounds 1.0 and Na bound 137
@@ -92,33 +96,105 @@ def test_scores() -> None:
     t = S.total
     base = dict(chf=False, hypertension=False, stroke_tia=False, vascular_disease=False, diabetes=False)
     assert t(S.cha2ds2_vasc(age=62, sex="male", **{**base, "chf": True, "stroke_tia": True})) == 3  # 1 + 2
-    assert t(S.cha2ds2_vasc(age=76, sex="female", **{**base, "hypertension": True, "diabetes": True, "vascular_disease": True})) == 6
-    hb = dict(renal_disease=False, liver_disease=False, prior_bleeding=False, labile_inr=False, bleeding_medication=False)
+    assert (
+        t(
+            S.cha2ds2_vasc(
+                age=76, sex="female", **{**base, "hypertension": True, "diabetes": True, "vascular_disease": True}
+            )
+        )
+        == 6
+    )
+    hb = dict(
+        renal_disease=False, liver_disease=False, prior_bleeding=False, labile_inr=False, bleeding_medication=False
+    )
     assert t(S.has_bled(age=43, hypertension=True, stroke_tia=True, alcohol_drinks_per_week=0, **hb)) == 2
-    assert t(S.has_bled(age=70, hypertension=False, stroke_tia=False, alcohol_drinks_per_week=10,
-                        **{**hb, "bleeding_medication": True, "liver_disease": True})) == 4  # age, alcohol, drugs, liver
+    assert (
+        t(
+            S.has_bled(
+                age=70,
+                hypertension=False,
+                stroke_tia=False,
+                alcohol_drinks_per_week=10,
+                **{**hb, "bleeding_medication": True, "liver_disease": True},
+            )
+        )
+        == 4
+    )  # age, alcohol, drugs, liver
     assert t(S.curb65(age=72, bun=39, resp_rate=30, sbp=144, dbp=65, confusion=False)) == 3
     assert t(S.curb65(age=40, bun=10, resp_rate=16, sbp=120, dbp=60, confusion=True)) == 2  # confusion, DBP ≤ 60
     assert t(S.centor_mcisaac(age=17, temp_c=40, cough_absent=False, tender_nodes=True, tonsillar_exudate=False)) == 2
     assert t(S.centor_mcisaac(age=50, temp_c=37, cough_absent=False, tender_nodes=False, tonsillar_exudate=False)) == -1
-    assert t(S.centor_mcisaac(age=10, temp_c=38.0, cough_absent=True, tender_nodes=False, tonsillar_exudate=True)) == 3  # 38.0 is not > 38
-    assert t(S.feverpain(fever_24h=False, purulent_tonsils=False, onset_within_3_days=True, severe_tonsil_inflammation=False,
-                         no_cough_or_coryza=False)) == 1
+    assert (
+        t(S.centor_mcisaac(age=10, temp_c=38.0, cough_absent=True, tender_nodes=False, tonsillar_exudate=True)) == 3
+    )  # 38.0 is not > 38
+    assert (
+        t(
+            S.feverpain(
+                fever_24h=False,
+                purulent_tonsils=False,
+                onset_within_3_days=True,
+                severe_tonsil_inflammation=False,
+                no_cough_or_coryza=False,
+            )
+        )
+        == 1
+    )
     assert t(S.glasgow_coma_scale(gcs_eye=4, gcs_verbal=5, gcs_motor=5)) == 14
     assert t(S.child_pugh(bilirubin=1.64, albumin=3.7, inr=2.0, ascites="absent", encephalopathy="none")) == 6
     assert t(S.child_pugh(bilirubin=3.5, albumin=2.5, inr=2.5, ascites="moderate", encephalopathy="grade 3-4")) == 15
-    pe = dict(dvt_signs=False, pe_most_likely=False, immobilization=False, recent_surgery=False, prior_dvt=False, prior_pe=False,
-              hemoptysis=False, malignancy=False)
+    pe = dict(
+        dvt_signs=False,
+        pe_most_likely=False,
+        immobilization=False,
+        recent_surgery=False,
+        prior_dvt=False,
+        prior_pe=False,
+        hemoptysis=False,
+        malignancy=False,
+    )
     assert t(S.wells_pe(heart_rate=150, **pe)) == 1.5
     assert t(S.wells_pe(heart_rate=150, **{k: True for k in pe})) == 12.5  # 3 + 3 + 1.5 + 1.5 + 1.5 + 1 + 1
-    dvt = dict(bedridden_or_major_surgery=False, calf_swelling_3cm=False, collateral_veins=False, entire_leg_swollen=False,
-               deep_vein_tenderness=False, pitting_edema=False, leg_paralysis_or_cast=False, prior_dvt=False)
+    dvt = dict(
+        bedridden_or_major_surgery=False,
+        calf_swelling_3cm=False,
+        collateral_veins=False,
+        entire_leg_swollen=False,
+        deep_vein_tenderness=False,
+        pitting_edema=False,
+        leg_paralysis_or_cast=False,
+        prior_dvt=False,
+    )
     assert t(S.wells_dvt(malignancy=True, alternative_diagnosis_likely=True, **dvt)) == -1
-    assert t(S.perc(age=64, heart_rate=72, spo2=100, hemoptysis=False, hormone_use=False, prior_dvt=False, prior_pe=True,
-                    recent_surgery=False, unilateral_leg_swelling=False)) == 2
+    assert (
+        t(
+            S.perc(
+                age=64,
+                heart_rate=72,
+                spo2=100,
+                hemoptysis=False,
+                hormone_use=False,
+                prior_dvt=False,
+                prior_pe=True,
+                recent_surgery=False,
+                unilateral_leg_swelling=False,
+            )
+        )
+        == 2
+    )
     assert t(S.sirs(temp_c=37, heart_rate=95, resp_rate=25, wbc=13.5)) == 3
-    assert t(S.rcri(high_risk_surgery=False, ischemic_heart_disease=False, chf=False, cerebrovascular_disease=False,
-                    insulin_treatment=True, creatinine=2.1)) == 2
+    assert (
+        t(
+            S.rcri(
+                high_risk_surgery=False,
+                ischemic_heart_disease=False,
+                chf=False,
+                cerebrovascular_disease=False,
+                insulin_treatment=True,
+                creatinine=2.1,
+            )
+        )
+        == 2
+    )
 
 
 def test_registry() -> None:
@@ -153,12 +229,15 @@ def test_every_calculator_computes_and_explains(key: str) -> None:
 
 # --- cross-check with the official exemplars (reference answers computed by MedCalc-Bench's own code) -----------
 
+
 def _v(x):  # [value, unit] -> value
     return x[0] if isinstance(x, list) else x
 
 
 EXEMPLAR_CHECKS = {
-    2: lambda p: F.cockcroft_gault(_v(p["age"]), p["sex"].lower(), _v(p["weight"]), _v(p["height"]), _v(p["creatinine"])),
+    2: lambda p: F.cockcroft_gault(
+        _v(p["age"]), p["sex"].lower(), _v(p["weight"]), _v(p["height"]), _v(p["creatinine"])
+    ),
     3: lambda p: F.ckd_epi_2021(_v(p["age"]), p["sex"].lower(), _v(p["creatinine"])),
     5: lambda p: F.mean_arterial_pressure(_v(p["sys_bp"]), _v(p["dia_bp"])),
     6: lambda p: F.bmi(_v(p["weight"]), _v(p["height"])),
@@ -182,9 +261,15 @@ EXEMPLAR_CHECKS = {
     61: lambda p: F.target_weight(_v(p["body_mass_index"]), _v(p["height"]) * 2.54),  # exemplar height is in inches
     62: lambda p: F.adjusted_body_weight(p["sex"].lower(), _v(p["weight"]), _v(p["height"])),
     63: lambda p: F.delta_gap(_v(p["sodium"]), _v(p["chloride"]), _v(p["bicarbonate"])),
-    65: lambda p: F.albumin_corrected_anion_gap(_v(p["sodium"]), _v(p["chloride"]), _v(p["bicarbonate"]), _v(p["albumin"])),
-    66: lambda p: F.albumin_corrected_delta_gap(_v(p["sodium"]), _v(p["chloride"]), _v(p["bicarbonate"]), _v(p["albumin"]) / 10),
-    67: lambda p: F.albumin_corrected_delta_ratio(_v(p["sodium"]), _v(p["chloride"]), _v(p["bicarbonate"]), _v(p["albumin"])),
+    65: lambda p: F.albumin_corrected_anion_gap(
+        _v(p["sodium"]), _v(p["chloride"]), _v(p["bicarbonate"]), _v(p["albumin"])
+    ),
+    66: lambda p: F.albumin_corrected_delta_gap(
+        _v(p["sodium"]), _v(p["chloride"]), _v(p["bicarbonate"]), _v(p["albumin"]) / 10
+    ),
+    67: lambda p: F.albumin_corrected_delta_ratio(
+        _v(p["sodium"]), _v(p["chloride"]), _v(p["bicarbonate"]), _v(p["albumin"])
+    ),
 }
 
 

@@ -15,17 +15,35 @@ import ehrforge.tasks.calc.verifiers
 from ehrforge.core.types import Generation
 from ehrforge.errors import UnknownNameError
 from ehrforge.tasks.calc.eligibility import (
-    EligibilityTask, Trial, TrialPatient, check_eligibility, make_eligibility_items, sample_patient_for, sample_trial,
+    EligibilityTask,
+    Trial,
+    TrialPatient,
+    check_eligibility,
+    make_eligibility_items,
+    sample_patient_for,
+    sample_trial,
 )
 from ehrforge.tasks.calc.rewards import correctness_reward, format_reward, length_penalty
 from ehrforge.tasks.calc.task import CalcTask
 from ehrforge.tasks.calc.verifiers import (
-    MedCalcVerifier, Verifier, get_verifier, register_verifier, verifier_reward,
+    MedCalcVerifier,
+    Verifier,
+    get_verifier,
+    register_verifier,
+    verifier_reward,
 )
 
 
-@pytest.mark.parametrize("module", [ehrforge.tasks.calc.rewards, ehrforge.tasks.calc.score, ehrforge.tasks.calc.verifiers,
-                                    ehrforge.tasks.calc.eligibility, ehrforge.core.grpo])
+@pytest.mark.parametrize(
+    "module",
+    [
+        ehrforge.tasks.calc.rewards,
+        ehrforge.tasks.calc.score,
+        ehrforge.tasks.calc.verifiers,
+        ehrforge.tasks.calc.eligibility,
+        ehrforge.core.grpo,
+    ],
+)
 def test_doctests(module) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
@@ -82,9 +100,16 @@ def test_eligibility_matcher_and_generator() -> None:
     ok = TrialPatient(50, "female", ["hypertension", "COPD"], ["metformin"], {"egfr": 45.0})
     assert check_eligibility(ok, trial) == (True, [])
     bad = TrialPatient(50, "male", ["COPD", "pregnancy"], ["warfarin"], {"egfr": 61.0})
-    assert check_eligibility(bad, trial)[1] == ["sex", "required condition", "egfr", "excluded condition: pregnancy",
-                                               "excluded medication: warfarin"]
-    assert check_eligibility(TrialPatient(40, "female", ["hypertension"], [], {"egfr": 30.0}), trial)[0]  # bounds inclusive
+    assert check_eligibility(bad, trial)[1] == [
+        "sex",
+        "required condition",
+        "egfr",
+        "excluded condition: pregnancy",
+        "excluded medication: warfarin",
+    ]
+    assert check_eligibility(TrialPatient(40, "female", ["hypertension"], [], {"egfr": 30.0}), trial)[
+        0
+    ]  # bounds inclusive
     rng = random.Random(3)
     for _ in range(200):  # the generator's intended label always matches the rule-based matcher
         t = sample_trial(rng)

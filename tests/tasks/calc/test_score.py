@@ -39,7 +39,16 @@ CASES = [
     (68, "01/21/2017", ["01/21/2017", "1/21/2017", "01/22/2017"]),
     (69, "('34 weeks', '3 days')", ["(34, 3)", "('34 weeks', '3 days')", "34 weeks, 3 days", "(34, 4)", "(33, 3)"]),
 ]
-FORMATS = {5: "decimal", 2: "decimal", 8: "decimal", 4: "integer", 45: "integer", 13: "date", 68: "date", 69: "weeks_days"}
+FORMATS = {
+    5: "decimal",
+    2: "decimal",
+    8: "decimal",
+    4: "integer",
+    45: "integer",
+    13: "date",
+    68: "date",
+    69: "weeks_days",
+}
 
 
 def test_agrees_with_official_check_correctness(official) -> None:
@@ -80,8 +89,10 @@ def _rec(calc: str, output_type: str, fmt: str, gt: str) -> dict:
 
 def test_score_by_calculator_and_output_type() -> None:
     records = [
-        _rec("bmi", "decimal", "decimal", "20.5"), _rec("bmi", "decimal", "decimal", "30.0"),
-        _rec("cha2ds2_vasc", "integer", "integer", "3"), _rec("due_date", "date", "date", "12/02/2000"),
+        _rec("bmi", "decimal", "decimal", "20.5"),
+        _rec("bmi", "decimal", "decimal", "30.0"),
+        _rec("cha2ds2_vasc", "integer", "integer", "3"),
+        _rec("due_date", "date", "date", "12/02/2000"),
     ]
     preds = [Answer("20.9"), Answer("40"), Abstain("no <answer> tag"), Answer("12/02/2000")]
     got = score_predictions(records, preds)

@@ -116,7 +116,10 @@ def test_medcalc_exemplars(shared_data) -> None:
     assert len(ex) == 45 and all(r["source"] == "medcalc-bench-exemplar" for r in ex)
     by_id = {r["calculator_id"]: r for r in ex}
     assert by_id[69]["ground_truth"] == "(34, 3)" and by_id[13]["ground_truth"] == "12/02/2000"
-    assert all(is_correct(r["ground_truth"], r["ground_truth"], r["answer_format"], r["lower_limit"], r["upper_limit"]) for r in ex)
+    assert all(
+        is_correct(r["ground_truth"], r["ground_truth"], r["answer_format"], r["lower_limit"], r["upper_limit"])
+        for r in ex
+    )
     assert len(CalcTask(calculators="bmi,4").load("medcalc_exemplars", source=str(shared_data / "medcalc"))) == 2
 
 
@@ -132,11 +135,16 @@ def test_sft_then_grpo_then_eval_on_tiny_model(tiny_model_dir, tmp_path) -> None
     from ehrforge.core.sft import SFTConfig
 
     records = CalcTask().load("train", limit=4)
-    sft = CalcTask(stage="sft").train(records, str(tiny_model_dir), tmp_path / "sft", SFTConfig(max_steps=1, batch_size=2, max_seq_len=2048))
+    sft = CalcTask(stage="sft").train(
+        records, str(tiny_model_dir), tmp_path / "sft", SFTConfig(max_steps=1, batch_size=2, max_seq_len=2048)
+    )
     grpo_task = CalcTask(stage="grpo", max_new_tokens=8)
     settings = GRPOSettings(max_steps=1, num_generations=2, prompts_per_step=1, max_completion_length=8)
     out = grpo_task.train(records, str(sft), tmp_path / "grpo", settings)
     meta = json.loads((out / "ehrforge_model.json").read_text())
-    assert meta["rewards"] == ["format_reward", "correctness_reward"] and Path(meta["base_model"]).resolve() == Path(sft).resolve()
+    assert (
+        meta["rewards"] == ["format_reward", "correctness_reward"]
+        and Path(meta["base_model"]).resolve() == Path(sft).resolve()
+    )
     results = evaluate(grpo_task, {"sft+grpo": load_backend(f"transformers:{out}")}, records[:2])
     assert 0.0 <= results["sft+grpo"]["accuracy"] <= 1.0 and "accuracy/cockcroft_gault" in results["sft+grpo"]

@@ -10,4 +10,12 @@ from ehrforge.tasks.calc.calculators.registry import (
     select_calculators,
 )
 
-__all__ = ["ANSWER_FORMATS", "BY_ID", "CALCULATORS", "Calculator", "format_answer", "get_calculator", "select_calculators"]
+__all__ = [
+    "ANSWER_FORMATS",
+    "BY_ID",
+    "CALCULATORS",
+    "Calculator",
+    "format_answer",
+    "get_calculator",
+    "select_calculators",
+]

@@ -88,7 +88,11 @@ def centor_mcisaac(
 
 
 def feverpain(
-    *, fever_24h: bool, purulent_tonsils: bool, onset_within_3_days: bool, severe_tonsil_inflammation: bool,
+    *,
+    fever_24h: bool,
+    purulent_tonsils: bool,
+    onset_within_3_days: bool,
+    severe_tonsil_inflammation: bool,
     no_cough_or_coryza: bool,
 ) -> Breakdown:
     """FeverPAIN: Fever in past 24 h, Purulence, Attend rapidly (≤ 3 days), Inflamed tonsils, No cough/coryza."""
@@ -123,8 +127,16 @@ def child_pugh(*, bilirubin: float, albumin: float, inr: float, ascites: str, en
 
 
 def wells_pe(
-    *, heart_rate: float, dvt_signs: bool, pe_most_likely: bool, immobilization: bool, recent_surgery: bool,
-    prior_dvt: bool, prior_pe: bool, hemoptysis: bool, malignancy: bool,
+    *,
+    heart_rate: float,
+    dvt_signs: bool,
+    pe_most_likely: bool,
+    immobilization: bool,
+    recent_surgery: bool,
+    prior_dvt: bool,
+    prior_pe: bool,
+    hemoptysis: bool,
+    malignancy: bool,
 ) -> Breakdown:
     """Wells PE: clinical DVT signs 3; PE the most likely diagnosis 3; HR > 100 1.5; immobilisation ≥ 3 days or
     surgery in previous 4 weeks 1.5; previous PE or DVT 1.5; hemoptysis 1; malignancy 1."""
@@ -140,9 +152,17 @@ def wells_pe(
 
 
 def wells_dvt(
-    *, malignancy: bool, bedridden_or_major_surgery: bool, calf_swelling_3cm: bool, collateral_veins: bool,
-    entire_leg_swollen: bool, deep_vein_tenderness: bool, pitting_edema: bool, leg_paralysis_or_cast: bool,
-    prior_dvt: bool, alternative_diagnosis_likely: bool,
+    *,
+    malignancy: bool,
+    bedridden_or_major_surgery: bool,
+    calf_swelling_3cm: bool,
+    collateral_veins: bool,
+    entire_leg_swollen: bool,
+    deep_vein_tenderness: bool,
+    pitting_edema: bool,
+    leg_paralysis_or_cast: bool,
+    prior_dvt: bool,
+    alternative_diagnosis_likely: bool,
 ) -> Breakdown:
     """Wells DVT: nine findings +1 each; an alternative diagnosis at least as likely −2."""
     return [
@@ -160,8 +180,16 @@ def wells_dvt(
 
 
 def perc(
-    *, age: float, heart_rate: float, spo2: float, hemoptysis: bool, hormone_use: bool, prior_dvt: bool,
-    prior_pe: bool, recent_surgery: bool, unilateral_leg_swelling: bool,
+    *,
+    age: float,
+    heart_rate: float,
+    spo2: float,
+    hemoptysis: bool,
+    hormone_use: bool,
+    prior_dvt: bool,
+    prior_pe: bool,
+    recent_surgery: bool,
+    unilateral_leg_swelling: bool,
 ) -> Breakdown:
     """PERC rule: number of criteria present: age ≥ 50, HR ≥ 100, SpO2 < 95 %, unilateral leg swelling,
     hemoptysis, recent surgery or trauma, prior PE or DVT, hormone use."""
@@ -188,8 +216,13 @@ def sirs(*, temp_c: float, heart_rate: float, resp_rate: float, wbc: float) -> B
 
 
 def rcri(
-    *, high_risk_surgery: bool, ischemic_heart_disease: bool, chf: bool, cerebrovascular_disease: bool,
-    insulin_treatment: bool, creatinine: float,
+    *,
+    high_risk_surgery: bool,
+    ischemic_heart_disease: bool,
+    chf: bool,
+    cerebrovascular_disease: bool,
+    insulin_treatment: bool,
+    creatinine: float,
 ) -> Breakdown:
     """Revised Cardiac Risk Index: elevated-risk surgery, ischemic heart disease, CHF, cerebrovascular disease,
     pre-operative insulin, creatinine > 2 mg/dL: 1 point each."""
