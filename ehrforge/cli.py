@@ -127,10 +127,11 @@ def train(
     source: DataOpt = None,
     db: DbOpt = None,
     limit: Annotated[Optional[int], typer.Option(help="Use at most this many training records.")] = None,
+    stage: Annotated[Optional[str], typer.Option(help="Training stage for tasks that have several: sft or grpo (calc).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Fine-tune a small local model with LoRA on a task's training split (resumes an interrupted run)."""
+    """Fine-tune a small local model with LoRA on a task's training split (resumes an interrupted run). --stage grpo continues with GRPO and the task's verifiable rewards (--model: the SFT adapter, or the base model for the no-SFT ablation)."""
     from ehrforge.core.sft import SFTConfig, train_sft
 
     cfg = _config(config, set_, task=task, model=model, db=db)
@@ -138,13 +139,16 @@ def train(
         cfg.data.source = source
     if limit:
         cfg.data.train_limit = limit
-    t = _task(cfg)
+    t = _task(cfg, stage=stage)
     records = t.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed, source=cfg.data.source)
-    sft = SFTConfig(**cfg.sft.model_dump())
-    if hasattr(t, "train"):
-        path = t.train(records, cfg.model, out, sft)
+    if getattr(t, "stage", "sft") == "grpo":
+        from ehrforge.core.grpo import GRPOSettings
+
+        path = t.train(records, cfg.model, out, GRPOSettings.from_mapping(cfg.grpo))
+    elif hasattr(t, "train"):
+        path = t.train(records, cfg.model, out, SFTConfig(**cfg.sft.model_dump()))
     else:
-        path = train_sft(t, records, cfg.model, out, sft)
+        path = train_sft(t, records, cfg.model, out, SFTConfig(**cfg.sft.model_dump()))
     typer.echo(str(path))
 
 
@@ -162,7 +166,7 @@ def eval_(
     set_: SetOpt = None,
 ) -> None:
     """Score models side by side with the task's own metric (e.g. base vs fine-tuned vs teacher)."""
-    from ehrforge.core.evaluate import evaluate, metrics_table
+    from ehrforge.core.evaluate import evaluate
     from ehrforge.core.io import atomic_write_json
     from ehrforge.core.progress import console
 
@@ -179,7 +183,7 @@ def eval_(
     if teacher:
         specs["teacher"] = teacher
     results = evaluate(t, {name: _backend(spec, cfg) for name, spec in specs.items()}, records, batch_size=cfg.batch_size)
-    console.print(metrics_table(results, title=f"{t.name} · {split} · n={len(records)}"))
+    console.print(t.results_table(results, f"{t.name} · {split} · n={len(records)}"))
     if json_out:
         atomic_write_json(json_out, results)
     else:

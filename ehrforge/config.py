@@ -65,6 +65,8 @@ class RunConfig(Strict):
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int | None = Field(None, ge=1)
     task_options: dict[str, Any] = Field(default_factory=dict)
+    #: GRPO settings (see ehrforge.core.grpo.GRPOSettings), e.g. --set grpo.num_generations=8 --set grpo.beta=0.04
+    grpo: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("task")
     @classmethod
@@ -135,6 +137,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 msg = "unknown setting"
             problems.append(f"{loc}: {msg}")
         raise ConfigError(problems) from None
+    if config.grpo:
+        from ehrforge.core.grpo import GRPOSettings
+
+        try:
+            GRPOSettings.from_mapping(config.grpo).validate()
+        except ConfigError as exc:
+            problems += [f"grpo: {p}" for p in exc.problems]
     if problems:
         raise ConfigError(problems)
     return config

@@ -60,6 +60,12 @@ class Task(ABC):
         """A GRPO row: the prompt plus every column the reward functions need."""
         return {"prompt": self.prompt(record), **{k: v for k, v in record.items() if k != "prompt"}}
 
+    def results_table(self, results: dict[str, dict[str, float]], title: str = "") -> Any:
+        """How ``ehrforge eval`` shows this task's results (one row per model by default)."""
+        from ehrforge.core.evaluate import metrics_table
+
+        return metrics_table(results, title=title)
+
     def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
         """Generate and parse. Tasks with multi-step inference (execution checks, retrieval) override this."""
         preds: list[Prediction] = []

@@ -230,6 +230,12 @@ class CalcTask(Task):
         keep = ("id", "calculator", "output_type", "answer_format", "ground_truth", "lower_limit", "upper_limit")
         return {"prompt": self.prompt(record), **{k: str(record[k]) for k in keep if k in record}}
 
+    def results_table(self, results: dict[str, dict[str, float]], title: str = "") -> Any:
+        """One row per calculator and output type, one column per model: 45 calculators do not fit as columns."""
+        from ehrforge.tasks.calc.score import breakdown_table
+
+        return breakdown_table(results, title=title or "calc accuracy by calculator and output type")
+
     # --- training ---------------------------------------------------------------------------------------------------
 
     def train(self, records: Sequence[Record], base_model: str, out_dir: str | os.PathLike, cfg: Any = None) -> Path:
