@@ -76,12 +76,14 @@ def evaluate_config(name: str, select_backend, answer_backend, sel_task, ans_tas
     row: dict = {"config": name}
     start = time.perf_counter()
     row.update(sel_task.score(records, sel_task.predict(select_backend, records)))
-    row["select_wall_s"] = round(time.perf_counter() - start, 2)
-    row["select_examples_per_s"] = round(len(records) / max(1e-9, row["select_wall_s"]), 3)
+    wall = time.perf_counter() - start
+    row["select_wall_s"] = round(wall, 3)
+    row["select_examples_per_s"] = round(len(records) / wall, 3)  # from the unrounded wall time
     start = time.perf_counter()
     ans = ans_task.score(records, ans_task.predict(answer_backend, records))
-    row["answer_wall_s"] = round(time.perf_counter() - start, 2)
-    row["answer_examples_per_s"] = round(len(records) / max(1e-9, row["answer_wall_s"]), 3)
+    wall = time.perf_counter() - start
+    row["answer_wall_s"] = round(wall, 3)
+    row["answer_examples_per_s"] = round(len(records) / wall, 3)
     row["meteor"] = ans["meteor"]
     row["answer_abstain_rate"] = ans["abstain_rate"]
     if e2e_task is not None:

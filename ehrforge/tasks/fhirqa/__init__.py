@@ -1,0 +1,1 @@
+"""The ``fhirqa`` recipe: QA over a patient's FHIR R4 record (resource selection F1, answer METEOR)."""

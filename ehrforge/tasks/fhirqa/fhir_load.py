@@ -68,7 +68,7 @@ class FHIRStore:
         if f"Patient/{patient_id}" not in self.resources:
             raise DataError(
                 f"unknown patient id '{patient_id}'",
-                f"use one of the {len(self.patient_ids)} loaded patient ids (ehrforge lists them with --help of ask)",
+                f"use the id of a Patient resource in the loaded data ({len(self.patient_ids)} patients loaded)",
             )
         keys = self.by_patient.get(patient_id, [])
         return sorted((self.resources[k] for k in keys), key=lambda r: r["resourceType"] != "Patient")
