@@ -98,19 +98,26 @@ class FHIRQATask(Task):
         problems = []
         if subtask not in SUBTASKS:
             problems.append(f"subtask must be one of {', '.join(SUBTASKS)} (got '{subtask}')")
-        if int(context_tokens) < 64:
-            problems.append("context_tokens must be at least 64")
-        if int(max_candidates) < 1:
-            problems.append("max_candidates must be at least 1")
-        if not 0.0 <= float(abstain_below) <= 1.0:
-            problems.append("abstain_below must be in [0, 1]")
+        numbers: dict[str, float] = {}
+        for key, value, kind, ok, rule in (
+            ("context_tokens", context_tokens, int, lambda v: v >= 64, "at least 64"),
+            ("max_candidates", max_candidates, int, lambda v: v >= 1, "at least 1"),
+            ("abstain_below", abstain_below, float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+        ):
+            try:  # CLI --set values arrive as strings
+                numbers[key] = kind(value)
+            except (TypeError, ValueError):
+                problems.append(f"{key} must be a number {rule} (got '{value}')")
+                continue
+            if not ok(numbers[key]):
+                problems.append(f"{key} must be {rule}")
         if problems:
             raise ConfigError(problems)
         self.subtask = subtask
         self.data = data
-        self.context_tokens = int(context_tokens)
-        self.max_candidates = int(max_candidates)
-        self.abstain_below = float(abstain_below)
+        self.context_tokens = int(numbers["context_tokens"])
+        self.max_candidates = int(numbers["max_candidates"])
+        self.abstain_below = float(numbers["abstain_below"])
         self.type_hint = str(type_hint).lower() not in ("false", "0", "no")
         self.synthetic_observations = str(synthetic_observations).lower() not in ("false", "0", "no")
         self.metric = "meteor" if subtask == "answer" else "select_f1"
