@@ -7,7 +7,6 @@ import json
 import stat
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
