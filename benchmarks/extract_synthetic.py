@@ -150,7 +150,7 @@ def run_teacher(args: argparse.Namespace, work: Path) -> dict:
     t0 = time.time()
     stats = synthesize(work / "llm_synthetic.jsonl", teacher=backend, n=args.llm_synth, seed=0,
                        cfg=SynthConfig(max_attempts=args.llm_synth, max_new_tokens=200, batch_size=4))
-    llm = {"model": zero_shot["model"], "attempts": stats["attempts"], "accepted": stats["accepted"],
+    llm = {"model": "SmolLM2-135M-Instruct (bundled, fp32, sampled)", "attempts": stats["attempts"], "accepted": stats["accepted"],
            "rejected_by_reason": stats["rejected_by_reason"], "max_new_tokens": 200, "temperature": 0.8,
            "wall_s": round(time.time() - t0, 1)}
     print(f"LLM teacher synthesis: {llm['accepted']}/{llm['attempts']} notes valid", flush=True)
