@@ -57,7 +57,16 @@ def measure(kind: str, path: str, threads: int, new_tokens: int) -> dict:
         texts.append(gen.text)
     return {"backend": kind, "model_file": Path(path).name, "load_s": round(load_s, 2), "generated_tokens": tokens,
             "generate_s": round(gen_s, 2), "tokens_per_s": round(tokens / gen_s, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "texts": texts}
+            "peak_rss_mb": peak_rss_mb(), "texts": texts}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not getrusage: Linux carries ru_maxrss across exec, so a child would report the
+    parent's peak (the parent holds a model while exporting)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def main() -> None:
@@ -100,9 +109,10 @@ def main() -> None:
             continue
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     ref = next((r for r in results if r["backend"] == "transformers-fp32" and "texts" in r), None)
+    ref_texts = list(ref["texts"]) if ref else None
     for r in results:
-        if ref and "texts" in r:
-            r["greedy_text_same_as_transformers_fp32"] = [a == b for a, b in zip(r["texts"], ref["texts"])]
+        if ref_texts and "texts" in r:
+            r["greedy_text_same_as_transformers_fp32"] = [a == b for a, b in zip(r["texts"], ref_texts)]
         r.pop("texts", None)
     notes.append("vLLM not measured: it needs a CUDA GPU (none on this machine); see tests/core/backends/test_vllm_backend.py")
     report = {
@@ -112,7 +122,8 @@ def main() -> None:
                    "decoding": "greedy", "batch_size": 1},
         "gguf_export_s": export_s,
         "results": results,
-        "notes": notes,
+        "notes": notes + [f"load average at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: a shared machine, so "
+                          "absolute speeds are pessimistic; compare rows with each other"],
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
     atomic_write_json(args.out, report)

@@ -50,7 +50,11 @@ class LlamaCppBackend:
             raise ModelError(f"not a GGUF file: {self.path}", "export one with `ehrforge export --gguf OUT.gguf --model DIR`")
         self._llama_cpp = llama_cpp
         try:
-            self.llm = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), logits_all=False, verbose=False)
+            threads = n_threads or os.cpu_count()
+            # n_threads_batch too: left alone it uses every core for the prompt, which on a busy machine makes
+            # the prompt slower than the whole answer (threads spin at barriers waiting for a core)
+            self.llm = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                                       logits_all=False, verbose=False)
         except ValueError:
             raise ModelError(f"llama.cpp cannot load {self.path.name}", "re-export it with `ehrforge export --gguf`") from None
         self.template = self.llm.metadata.get("tokenizer.chat_template")
