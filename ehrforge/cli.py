@@ -71,6 +71,10 @@ def _default_database(cfg) -> None:
 def _backend(spec: str, cfg=None):
     from ehrforge.core.backends import load_backend
 
+    if Path(spec).is_dir() and (Path(spec) / "ehrforge_seqcls.json").exists():
+        from ehrforge.tasks.classify.seqcls import SeqClsBackend  # a classification-head student (classify)
+
+        return SeqClsBackend(spec)
     if ":" not in spec and spec not in ("bundled", "smollm2-135m", "fake"):
         spec = f"transformers:{spec}"
     if spec.startswith(("transformers:", "bundled")) and cfg is not None:
@@ -94,6 +98,93 @@ def data(
 
     path = ensure_database(db, source, rebuild=rebuild)
     typer.echo(str(path))
+
+
+def _teacher(spec: str, task, cfg, sources: list[str], seed: int = 0):
+    """A teacher backend; ``simulated[:noise]`` is the offline stand-in teacher of the classify recipe."""
+    if spec.startswith("simulated"):
+        from ehrforge.errors import UnknownNameError
+
+        if task.name != "classify":
+            raise UnknownNameError(f"the simulated teacher exists for the classify task only, not {task.name}", "pass a real teacher backend")
+        from ehrforge.tasks.classify.simulated_teacher import simulated_teacher_for
+
+        _, _, noise = spec.partition(":")
+        return simulated_teacher_for(task, sources, noise_rate=float(noise) if noise else 0.25, seed=seed)
+    return _backend(spec, cfg)
+
+
+label_app = typer.Typer(help="Label data with a teacher model, with a confidence per label; filter into kept labels and a review queue; merge reviews back.", no_args_is_help=False)
+app.add_typer(label_app, name="label")
+
+
+@label_app.callback(invoke_without_command=True)
+def label(
+    ctx: typer.Context,
+    task: TaskOpt = "classify",
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec (openai:URL#model, a local model, or simulated[:noise] for classify).")] = None,
+    input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="Records to label (JSONL, or a folder/file of tables for classify).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Labelled JSONL (re-running resumes).")] = None,
+    method: Annotated[str, typer.Option(help="Confidence: auto, logprob, consistency, verbalised, agreement.")] = "auto",
+    samples: Annotated[int, typer.Option(help="Samples per record for self-consistency.")] = 1,
+    second_teacher: Annotated[Optional[str], typer.Option(help="Second teacher for the agreement method.")] = None,
+    retries: Annotated[int, typer.Option(help="Retries before a record is recorded as unlabelled.")] = 2,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature for self-consistency.")] = 0.7,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Label every record with a teacher: a label and a confidence each; resumable; failures recorded as unlabelled, never as labels."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ehrforge.core.label import label_file
+    from ehrforge.errors import ConfigError
+
+    missing = [f"--{name} is required" for name, v in (("teacher", teacher), ("input", input_), ("out", out)) if v is None]
+    if missing:
+        raise ConfigError(missing, "e.g. ehrforge label --task classify --teacher simulated --input tables.jsonl --out labelled.jsonl")
+    cfg = _config(config, set_, task=task, teacher=teacher)
+    t = _task(cfg)
+    stats = label_file(
+        t, _teacher(teacher, t, cfg, [str(input_)], seed), input_, out, method=method, samples=samples,
+        second_teacher=_teacher(second_teacher, t, cfg, [str(input_)], seed + 1) if second_teacher else None,
+        retries=retries, temperature=temperature, batch_size=cfg.batch_size, seed=seed,
+    )
+    typer.echo(json.dumps(stats, indent=2, default=str))
+
+
+@label_app.command("filter")
+def label_filter(
+    in_: Annotated[Path, typer.Option("--in", help="Labelled JSONL from `ehrforge label`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Kept (confident) labels.")],
+    review: Annotated[Path, typer.Option(help="Review queue JSONL (a CSV and an Argilla export are written beside it).")],
+    min_confidence: Annotated[float, typer.Option(help="Keep labels at or above this confidence (threshold strategy).")] = 0.9,
+    strategy: Annotated[str, typer.Option(help="threshold, top-fraction or per-label-top-fraction.")] = "threshold",
+    keep_fraction: Annotated[float, typer.Option(help="Fraction kept by the top-fraction strategies.")] = 0.5,
+    task: TaskOpt = "classify",
+) -> None:
+    """Keep confident labels; send the rest to a review queue a person can edit (JSONL, CSV, Argilla)."""
+    from ehrforge.core.label import filter_labels
+    from ehrforge.tasks import get_task
+
+    stats = filter_labels(in_, out, review, strategy, min_confidence, keep_fraction=keep_fraction, labels=getattr(get_task(task), "labels", None))
+    typer.echo(json.dumps(stats, indent=2, default=str))
+
+
+@label_app.command("import-review")
+def label_import_review(
+    labelled: Annotated[Path, typer.Option(help="Labelled JSONL from `ehrforge label`.")],
+    reviewed: Annotated[Path, typer.Option(help="The edited review file (JSONL, CSV or Argilla export).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged labels with provenance teacher / human / filtered-out.")],
+    task: TaskOpt = "classify",
+) -> None:
+    """Merge reviewed labels back, recording where each label came from."""
+    from ehrforge.core.label import import_review
+    from ehrforge.tasks import get_task
+
+    t = get_task(task)
+    stats = import_review(labelled, reviewed, out, labels=getattr(t, "labels", None), normalise=getattr(t, "normalise_label", None))
+    typer.echo(json.dumps(stats, indent=2, default=str))
 
 
 @app.command()
@@ -180,9 +271,10 @@ def eval_(
     for item in model or [cfg.model]:
         name, sep, spec = item.partition("=")
         specs[name if sep else Path(item).name or item] = spec if sep else item
+    backends = {name: _backend(spec, cfg) for name, spec in specs.items()}
     if teacher:
-        specs["teacher"] = teacher
-    results = evaluate(t, {name: _backend(spec, cfg) for name, spec in specs.items()}, records, batch_size=cfg.batch_size)
+        backends["teacher"] = _teacher(teacher, t, cfg, [source] if source else [], cfg.data.seed)
+    results = evaluate(t, backends, records, batch_size=cfg.batch_size)
     console.print(t.results_table(results, f"{t.name} · {split} · n={len(records)}"))
     if json_out:
         atomic_write_json(json_out, results)

@@ -60,6 +60,11 @@ class Task(ABC):
         """A GRPO row: the prompt plus every column the reward functions need."""
         return {"prompt": self.prompt(record), **{k: v for k, v in record.items() if k != "prompt"}}
 
+    def ask(self, backend: Any, question: str, **context: Any) -> dict[str, Any]:
+        """Answer one free-text question (CLI ``ask``, server ``/v1/<task>/ask``); tasks needing context override."""
+        record = {"id": "ask", "question": question, **context}
+        return reply_from_prediction(self.predict(backend, [record], batch_size=1)[0])
+
     def results_table(self, results: dict[str, dict[str, float]], title: str = "") -> Any:
         """How ``ehrforge eval`` shows this task's results (one row per model by default)."""
         from ehrforge.core.evaluate import metrics_table
@@ -76,3 +81,12 @@ class Task(ABC):
             if progress is not None:
                 progress(len(chunk))
         return preds
+
+
+def reply_from_prediction(pred: Prediction) -> dict[str, Any]:
+    """The JSON shape every ``ask`` returns: ``{answer, abstained, reason, confidence}``."""
+    from ehrforge.core.types import Abstain
+
+    if isinstance(pred, Abstain):
+        return {"answer": None, "abstained": True, "reason": pred.reason, "confidence": round(pred.confidence, 4)}
+    return {"answer": pred.value, "abstained": False, "reason": None, "confidence": round(pred.confidence, 4)}

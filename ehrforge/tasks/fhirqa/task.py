@@ -250,7 +250,23 @@ class FHIRQATask(Task):
         reason = answer.reason if isinstance(answer, Abstain) else f"answer confidence {answer.confidence:.2f} < {self.abstain_below:.2f}"
         return SelectionAbstain(reason, answer.confidence, ids)
 
-    def ask(self, backend: Any, patient_id: str, question: str, *, source: str | None = None, answer_backend: Any = None) -> Prediction:
+    def ask(self, backend: Any, question: str, *, patient_id: str | None = None) -> dict[str, Any]:
+        """The uniform ``ask`` of every task (CLI ``ask --patient`` and the server's ``/v1/fhirqa/ask``): a JSON-able
+        reply with the answer and its cited resource ids, or the abstention and its reason."""
+        from ehrforge.tasks.base import reply_from_prediction
+
+        if not patient_id:
+            raise DataError("the fhirqa task needs a patient id", "pass --patient <id> (or context.patient_id)")
+        pred = self.answer_patient(backend, patient_id, question)
+        reply = reply_from_prediction(pred)
+        if isinstance(pred, Answer):
+            reply["answer"] = {"text": pred.value, "resource_ids": pred.evidence.get("resource_ids", []),
+                               "prompt_tokens": pred.evidence.get("prompt_tokens"), "chunks": pred.evidence.get("chunks")}
+        elif getattr(pred, "resource_ids", None):
+            reply["answer"] = {"resource_ids": list(pred.resource_ids)}
+        return reply
+
+    def answer_patient(self, backend: Any, patient_id: str, question: str, *, source: str | None = None, answer_backend: Any = None) -> Prediction:
         """Answer ``question`` about one patient: select over the whole record (chunked), then answer.
 
         Returns ``Answer(text, confidence, evidence={"resource_ids", "prompt_tokens", "chunks", "line_budget",

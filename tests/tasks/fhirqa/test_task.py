@@ -85,7 +85,7 @@ def test_ask_cites_resources_and_reports_tokens() -> None:
             return ", ".join(x.split(" ", 1)[0] for x in lines if "lisinopril" in x and "active" in x) or "none"
         return "Lisinopril 10 MG Oral Tablet."
 
-    result = task.ask(FakeBackend(respond=respond), pid, "What medications is she taking for hypertension?")
+    result = task.answer_patient(FakeBackend(respond=respond), pid, "What medications is she taking for hypertension?")
     assert isinstance(result, Answer) and result.value == "Lisinopril 10 MG Oral Tablet."
     assert result.evidence["types"] == ["MedicationRequest"] and result.evidence["chunks"] >= 2
     assert result.evidence["prompt_tokens"] > 0 and len(result.evidence["resource_ids"]) >= 1
@@ -99,12 +99,12 @@ def test_ask_cites_resources_and_reports_tokens() -> None:
 def test_ask_abstains_without_relevant_resources_and_rejects_bad_input() -> None:
     task = get_task("fhirqa", abstain_below=0.95)
     pid = task.store().patient_ids[0]
-    assert isinstance(task.ask(FakeBackend(respond=lambda m: "none"), pid, "Any allergies?"), Abstain)
+    assert isinstance(task.answer_patient(FakeBackend(respond=lambda m: "none"), pid, "Any allergies?"), Abstain)
     first = lambda m: m[-1]["content"].split("Resources:\n", 1)[1].split(" ", 1)[0]  # noqa: E731
-    low = task.ask(FakeBackend(respond=lambda m: first(m) if m[0]["content"].startswith("You find") else "Yes."), pid, "Any allergies?")
+    low = task.answer_patient(FakeBackend(respond=lambda m: first(m) if m[0]["content"].startswith("You find") else "Yes."), pid, "Any allergies?")
     assert isinstance(low, SelectionAbstain) and "confidence" in low.reason  # fake confidence 0.9 < 0.95
     with pytest.raises(DataError, match="unknown patient"):
-        task.ask(FakeBackend(), "no-such-patient", "Any allergies?")
+        task.answer_patient(FakeBackend(), "no-such-patient", "Any allergies?")
 
 
 def test_options_are_validated_all_at_once(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def test_sequential_training_then_eval_and_ask(tiny_model_dir: Path, tmp_path: P
     assert 0.0 <= metrics["select_f1"] <= 1.0
 
     pid = task.store().patient_ids[0]
-    pred = task.ask(backend, pid, "What is the patient allergic to?")
+    pred = task.answer_patient(backend, pid, "What is the patient allergic to?")
     assert isinstance(pred, (Answer, Abstain))
     if isinstance(pred, Answer):
         assert pred.evidence["prompt_tokens"] > 0 and pred.evidence["resource_ids"]
@@ -66,4 +66,4 @@ def test_bundled_model_runs_both_steps() -> None:
     scores = task.score(records, task.predict(backend, records))
     assert 0.0 <= scores["select_f1"] <= 1.0 and 0.0 <= scores["meteor"] <= 1.0
     pid = next(p for p in task.store().patient_ids if p.startswith("6a4160eb"))
-    assert isinstance(task.ask(backend, pid, "What medications is she taking for hypertension?"), (Answer, Abstain))
+    assert isinstance(task.answer_patient(backend, pid, "What medications is she taking for hypertension?"), (Answer, Abstain))
