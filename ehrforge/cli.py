@@ -331,6 +331,57 @@ def ask(
 
 
 @app.command()
+def serve(
+    model: ModelOpt = "bundled",
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind; a non-loopback address requires issued tokens.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    tokens_file: Annotated[Optional[str], typer.Option(help="Bearer tokens, one 'name:token' per line (or $EHRFORGE_SERVE_TOKENS).")] = None,
+    audit_log: Annotated[Optional[str], typer.Option(help="Append who-asked-what (hashed) to this JSONL file.")] = None,
+    cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow this browser origin (CORS is off by default; repeatable).")] = None,
+    log_patient_text: Annotated[bool, typer.Option(help="Also write question text into the audit log (off by default).")] = False,
+    workers: Annotated[int, typer.Option(help="Concurrent model workers.")] = 1,
+    queue_size: Annotated[int, typer.Option(help="Requests that may wait; more get 503.")] = 32,
+    rate_per_minute: Annotated[float, typer.Option(help="Requests per minute per token.")] = 120.0,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 64 * 1024,
+    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Serve only these tasks (default: all that can answer).")] = None,
+    model_name: Annotated[Optional[str], typer.Option(help="Model id reported by /v1/models.")] = None,
+) -> None:
+    """Serve a model privately: OpenAI-compatible /v1/chat/completions, /v1/<task>/ask endpoints that answer or abstain, and a web page. Token auth, size and rate limits, bounded queue, hashed audit log."""
+    from ehrforge.core.serve import run as serve_run
+
+    if db is None and (not task or "sql" in task):
+        from ehrforge.tasks.sql.recipe import ensure_database
+
+        db = str(ensure_database(None, None))
+    serve_run.serve(model, db, host=host, port=port, tokens_file=tokens_file, audit_log=audit_log,
+                    cors_origins=cors_origin or (), log_patient_text=log_patient_text, workers=workers,
+                    queue_size=queue_size, rate_per_minute=rate_per_minute, max_body_bytes=max_body_bytes,
+                    tasks=task, model_name=model_name)
+
+
+@app.command()
+def export(
+    model: ModelOpt,
+    gguf: Annotated[Optional[Path], typer.Option(help="Write a GGUF file here (LoRA adapters are merged first).")] = None,
+    gguf_type: Annotated[str, typer.Option(help="GGUF tensor type: f16, q8_0 or f32.")] = "f16",
+    merged: Annotated[Optional[Path], typer.Option(help="Write a merged HF folder here (for vLLM or other tools).")] = None,
+) -> None:
+    """Export a trained model: a GGUF file for llama.cpp CPU serving, or a merged HF folder for vLLM."""
+    from ehrforge.core.export import export_gguf, export_merged
+    from ehrforge.core.models import resolve_model
+    from ehrforge.errors import ConfigError
+
+    if gguf is None and merged is None:
+        raise ConfigError(["nothing to export"], "pass --gguf OUT.gguf and/or --merged OUT_DIR")
+    source = resolve_model(model)
+    if merged is not None:
+        typer.echo(str(export_merged(source, merged)))
+    if gguf is not None:
+        typer.echo(str(export_gguf(source, gguf, out_type=gguf_type)))
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (reused to resume).")] = Path("runs/demo"),
     train_limit: Annotated[int, typer.Option(help="Training questions.")] = 200,

@@ -39,7 +39,7 @@ class Backend(Protocol):
         ...
 
 
-BACKEND_KINDS = ("transformers", "openai", "fake", "bundled")
+BACKEND_KINDS = ("transformers", "openai", "fake", "bundled", "llamacpp", "vllm")
 
 
 def load_backend(spec: str, **options: object) -> Backend:
@@ -60,6 +60,14 @@ def load_backend(spec: str, **options: object) -> Backend:
 
         url, _, model = target.partition("#")
         return OpenAIBackend(base_url=url, model=model or "default", **options)  # type: ignore[arg-type]
+    if kind == "llamacpp":  # CPU serving of a GGUF file (optional extra: llama-cpp-python)
+        from ehrforge.core.backends.llamacpp_backend import LlamaCppBackend
+
+        return LlamaCppBackend(target, **options)  # type: ignore[arg-type]
+    if kind == "vllm":  # GPU serving of a merged HF folder (optional extra: vllm)
+        from ehrforge.core.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(target, **options)  # type: ignore[arg-type]
     if kind == "bundled":
         from ehrforge.core.backends.transformers_backend import TransformersBackend
         from ehrforge.core.models import resolve_model

@@ -14,18 +14,12 @@ log = logging.getLogger("ehrforge.serve")
 
 
 def load_serving_backend(model: str, **options: Any) -> Any:
-    """A backend from a model spec; adds ``llamacpp:<file.gguf>`` and ``vllm:<dir>`` to :func:`load_backend`'s kinds."""
-    kind, _, target = model.partition(":")
-    if kind == "llamacpp":
-        from ehrforge.core.backends.llamacpp_backend import LlamaCppBackend
+    """A backend from a model spec (any :func:`load_backend` kind; a bare path is a local transformers model)."""
+    from ehrforge.core.backends import BACKEND_KINDS, load_backend
 
-        return LlamaCppBackend(target, **options)
-    if kind == "vllm":
-        from ehrforge.core.backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(target, **options)
-    from ehrforge.core.backends import load_backend
-
+    kind, sep, _ = model.partition(":")
+    if not sep and kind not in BACKEND_KINDS:
+        model = f"transformers:{model}"
     return load_backend(model, **options)
 
 
