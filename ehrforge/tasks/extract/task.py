@@ -262,6 +262,13 @@ class ExtractTask(Task):
             return backend.predict(records, batch_size=max(batch_size, 32), progress=progress)
         return super().predict(backend, records, batch_size=batch_size, progress=progress)
 
+    def ask(self, backend: Any, question: str, **context: Any) -> dict[str, Any]:
+        """Extract entities (and relations) from one free text (CLI ``ask``, server ``/v1/extract/ask``)."""
+        from ehrforge.tasks.base import reply_from_prediction
+
+        record = {"id": "ask", "text": question, "entities": [], **context}
+        return reply_from_prediction(self.predict(backend, [record], batch_size=1)[0])
+
     def load_model(self, spec: str) -> Any:
         """A trained encoder folder becomes an :class:`EncoderExtractor`; anything else a generative backend."""
         from ehrforge.tasks.extract.extractor import EncoderExtractor, is_extractor_folder

@@ -120,3 +120,10 @@ def test_doctests(module):
 
     result = doctest.testmod(importlib.import_module(f"ehrforge.tasks.extract.{module}"))
     assert result.failed == 0
+
+
+def test_ask_extracts_from_free_text():
+    backend = FakeBackend(['{"entities": [{"text": "lithium", "label": "Chemical"}]}'])
+    reply = ExtractTask().ask(backend, "Tremor after lithium.")
+    assert reply["abstained"] is False
+    assert reply["answer"]["entities"] == [{"start": 13, "end": 20, "label": "Chemical", "text": "lithium"}]
