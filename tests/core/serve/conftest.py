@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serve_helpers import make_ehr_db
+import sys
+
+# The serve tests share serve_helpers.py; under --import-mode=importlib its folder is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from serve_helpers import make_ehr_db  # noqa: E402
 
 
 @pytest.fixture()
