@@ -71,10 +71,15 @@ def _default_database(cfg) -> None:
 def _backend(spec: str, cfg=None):
     from ehrforge.core.backends import load_backend
 
+    # Encoder students are not chat models: their folders carry a marker naming the predictor that runs them.
     if Path(spec).is_dir() and (Path(spec) / "ehrforge_seqcls.json").exists():
-        from ehrforge.tasks.classify.seqcls import SeqClsBackend  # a classification-head student (classify)
+        from ehrforge.tasks.classify.seqcls import SeqClsBackend  # classification head (classify)
 
         return SeqClsBackend(spec)
+    if Path(spec).is_dir() and (Path(spec) / "ehrforge_extract.json").exists():
+        from ehrforge.tasks.extract.extractor import EncoderExtractor  # token-classification NER + relations (extract)
+
+        return EncoderExtractor(spec)
     if ":" not in spec and spec not in ("bundled", "smollm2-135m", "fake"):
         spec = f"transformers:{spec}"
     if spec.startswith(("transformers:", "bundled")) and cfg is not None:
@@ -194,6 +199,7 @@ def synth(
     n: Annotated[int, typer.Option("--n", help="How many items to generate.")] = 200,
     teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec; default: the task's built-in generator.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (generation is deterministic for a seed).")] = 0,
+    entities: Annotated[Optional[str], typer.Option(help="Entity types to generate, e.g. Disease,Chemical (extract).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -202,7 +208,7 @@ def synth(
     from ehrforge.errors import UnknownNameError
 
     cfg = _config(config, set_, task=task, teacher=teacher)
-    t = _task(cfg)
+    t = _task(cfg, entities=entities)
     if not hasattr(t, "synthesize"):
         raise UnknownNameError(f"the {t.name} task has no synthetic-data generator", "use `ehrforge label` to label your own data instead")
     stats = t.synthesize(out, n=n, teacher=_backend(cfg.teacher, cfg) if cfg.teacher else None, seed=seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,8 +26,21 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     if not progress_enabled():
         yield lambda n=1: None
         return
+    if not console.is_terminal:
+        # Logs (CI, nohup): a plain line at every 10 % instead of a live bar that would only render at the end.
+        state = {"done": 0, "shown": -1, "start": time.monotonic()}
+
+        def advance(n: int = 1) -> None:
+            state["done"] += n
+            step = int(10 * state["done"] / total) if total else state["done"]
+            if step != state["shown"]:
+                state["shown"] = step
+                console.print(f"{description}: {state['done']}/{total or '?'} ({time.monotonic() - state['start']:.0f} s)", soft_wrap=True)
+
+        yield advance
+        return
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as bar:
+    with Progress(*columns, console=console) as bar:
         task_id = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task_id, n)
 
