@@ -216,6 +216,20 @@ def synth(
     typer.echo(json.dumps(stats, indent=2, default=str))
 
 
+@app.command("phi-check")
+def phi_check(
+    path: Annotated[Path, typer.Argument(help="A span JSONL file (e.g. from `ehrforge synth`).")],
+    text_key: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
+) -> None:
+    """Scan synthetic text for PHI patterns (names, dates, MRNs, phones, e-mails) before sharing it; reports types and offsets only, never the text. Exits 1 when anything is found."""
+    from ehrforge.tasks.extract.phi import phi_check_file
+
+    report = phi_check_file(path, text_key=text_key)
+    typer.echo(json.dumps(report, indent=2, default=str))
+    if report.get("records_with_phi", 0) > 0:
+        raise typer.Exit(1)
+
+
 @app.command()
 def train(
     task: TaskOpt = "sql",
