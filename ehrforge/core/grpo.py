@@ -14,14 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ehrforge.core.io import atomic_open, atomic_write_json, atomic_write_text
-from ehrforge.core.models import resolve_model
+from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
+from ehrforge.core.io import atomic_open, atomic_write_text
 from ehrforge.core.progress import training_progress_callback
 from ehrforge.errors import ConfigError, DataError
 from ehrforge.tasks.base import Record, RewardFn, Task
@@ -136,10 +135,7 @@ def train_grpo(
 ) -> Path:
     """GRPO-train a LoRA adapter on ``task.grpo_example(r)`` rows with ``task.rewards()`` (or ``reward_funcs``)."""
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
-
-    from ehrforge.core.backends.transformers_backend import load_causal_lm, pick_device, pick_dtype
 
     settings = (settings or GRPOSettings()).validate()
     rewards = list(reward_funcs if reward_funcs is not None else task.rewards())
@@ -155,10 +151,7 @@ def train_grpo(
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
-    device = pick_device(settings.device)
-    model, tokenizer = load_causal_lm(resolve_model(base_model), pick_dtype(settings.dtype, device))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer, device = load_trainable(base_model, settings.dtype, settings.device)
     tokenizer.padding_side = "left"
     dataset = Dataset.from_list([task.grpo_example(r) for r in records])
     args = GRPOConfig(
@@ -185,13 +178,7 @@ def train_grpo(
         dataloader_num_workers=0,
         gradient_checkpointing=False,
     )
-    lora = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=settings.lora_target_modules,
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(settings.lora_r, settings.lora_alpha, settings.lora_dropout, settings.lora_target_modules)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,
@@ -205,14 +192,12 @@ def train_grpo(
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     write_reward_curve(trainer.state.log_history, out)
 
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    atomic_write_json(
-        tmp / "ehrforge_model.json",
+    return save_adapter(
+        trainer.model,
+        tokenizer,
+        out,
         {
-            "base_model": str(base_model),
+            "base_model": base_model_spec(base_model),
             "task": task.name,
             "stage": "grpo",
             "train_records": len(records),
@@ -223,26 +208,6 @@ def train_grpo(
             "train_loss": result.training_loss,
         },
     )
-    out.mkdir(parents=True, exist_ok=True)
-    for item in tmp.iterdir():
-        target = out / item.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(item, target)
-    tmp.rmdir()
-    return out
-
-
-def last_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` folder (one with trainer state), or None."""
-    if not ckpt_dir.exists():
-        return None
-    done = [
-        p
-        for p in ckpt_dir.glob("checkpoint-*")
-        if (p / "trainer_state.json").exists() and p.name.split("-")[-1].isdigit()
-    ]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 CURVE_KEYS = ("reward", "reward_std", "kl", "loss", "completions/mean_length", "learning_rate")

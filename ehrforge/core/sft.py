@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ehrforge.core.io import atomic_write_json
-from ehrforge.core.models import BUNDLED_ALIASES, resolve_model
+from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
 from ehrforge.core.progress import training_progress_callback
 from ehrforge.errors import DataError
 from ehrforge.tasks.base import Record, Task
@@ -54,7 +53,6 @@ def train_sft(
 ) -> Path:
     """LoRA-fine-tune ``base_model`` on ``task.sft_example(r)`` for each record; return the adapter folder."""
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
@@ -63,13 +61,8 @@ def train_sft(
         raise DataError("no training records", "check the data split or filter settings")
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
-    from ehrforge.core.backends.transformers_backend import load_causal_lm, pick_device, pick_dtype
-
     # Training on top of an adapter (stage 2 on stage 1) merges it first; the new adapter records it as its base.
-    device = pick_device(cfg.device)
-    model, tokenizer = load_causal_lm(resolve_model(base_model), pick_dtype(cfg.dtype, device))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer, device = load_trainable(base_model, cfg.dtype, cfg.device)
     rows = [task.sft_example(r) for r in records] + list(extra_rows)
     dataset = Dataset.from_list(rows)
     use_bf16 = str(model.dtype) == "torch.bfloat16"
@@ -93,13 +86,7 @@ def train_sft(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_target_modules,
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -118,18 +105,15 @@ def train_sft(
         )
 
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar shows loss instead
-    checkpoints = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume and ckpt_dir.exists() else []
-    resumed_from = int(checkpoints[-1].name.split("-")[1]) if checkpoints else 0
-    result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
-    # Save into a temp folder, then rename: a crash never leaves a half-written adapter that looks complete.
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    atomic_write_json(
-        tmp / "ehrforge_model.json",
+    checkpoint = last_checkpoint(ckpt_dir) if resume else None
+    resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    save_adapter(
+        trainer.model,
+        tokenizer,
+        out,
         {
-            "base_model": base_model if base_model in BUNDLED_ALIASES else str(resolve_model(base_model).resolve()),
+            "base_model": base_model_spec(base_model),
             "task": task.name,
             "train_records": len(records),
             "examples_kept_after_truncation": kept,
@@ -140,9 +124,5 @@ def train_sft(
             "resumed_from_step": resumed_from,
         },
     )
-    out.mkdir(parents=True, exist_ok=True)
-    for item in tmp.iterdir():
-        os.replace(item, out / item.name)
-    tmp.rmdir()
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return out
