@@ -55,7 +55,10 @@ def training_progress_callback(description: str) -> Any:
             self._task: Any = None
 
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-            if not progress_enabled():
+            self._start = time.monotonic()
+            self._shown = -1
+            self._last: dict[str, float] = {}
+            if not progress_enabled() or not console.is_terminal:
                 return
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -67,11 +70,19 @@ def training_progress_callback(description: str) -> Any:
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
             if self._progress is not None:
                 self._progress.update(self._task, completed=state.global_step)
+            elif progress_enabled() and state.max_steps:
+                # Not a terminal (CI, nohup): a plain line at every 10 % of the steps.
+                decile = int(10 * state.global_step / state.max_steps)
+                if decile != self._shown:
+                    self._shown = decile
+                    info = " ".join(f"{k}={v:.3f}" for k, v in self._last.items())
+                    console.print(f"{description}: step {state.global_step}/{state.max_steps} ({time.monotonic() - self._start:.0f} s) {info}", soft_wrap=True)
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-            if self._progress is not None and logs:
-                shown = {k: logs[k] for k in ("loss", "reward", "kl") if k in logs}
-                self._progress.update(self._task, info=" ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+            if logs:
+                self._last = {k: float(logs[k]) for k in ("loss", "reward", "kl") if isinstance(logs.get(k), (int, float))}
+            if self._progress is not None and self._last:
+                self._progress.update(self._task, info=" ".join(f"{k}={v:.3f}" for k, v in self._last.items()))
 
         def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
             if self._progress is not None:
