@@ -69,7 +69,7 @@ def _default_database(cfg) -> None:
 
 
 def _backend(spec: str, cfg=None):
-    from ehrforge.core.backends import load_backend
+    from ehrforge.core.backends import is_local_model_spec, load_backend
 
     # Encoder students are not chat models: their folders carry a marker naming the predictor that runs them.
     if Path(spec).is_dir() and (Path(spec) / "ehrforge_seqcls.json").exists():
@@ -80,9 +80,7 @@ def _backend(spec: str, cfg=None):
         from ehrforge.tasks.extract.extractor import EncoderExtractor  # token-classification NER + relations (extract)
 
         return EncoderExtractor(spec)
-    if ":" not in spec and spec not in ("bundled", "smollm2-135m", "fake"):
-        spec = f"transformers:{spec}"
-    if spec.startswith(("transformers:", "bundled")) and cfg is not None:
+    if is_local_model_spec(spec) and cfg is not None:
         return load_backend(spec, device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size)
     return load_backend(spec)
 

@@ -42,13 +42,24 @@ class Backend(Protocol):
 BACKEND_KINDS = ("transformers", "openai", "fake", "bundled", "llamacpp", "vllm")
 
 
+def is_local_model_spec(spec: str) -> bool:
+    """True when ``spec`` loads a local transformers model: ``bundled``, ``transformers:<path>``, or a bare path or
+    model alias (no ``kind:``), so callers can pass local-only options (device, dtype, batch size).
+
+    >>> [is_local_model_spec(s) for s in ("bundled", "runs/sql", "transformers:/m", "openai:http://h/v1", "fake")]
+    [True, True, True, False, False]
+    """
+    kind, sep, _ = spec.partition(":")
+    return kind in ("transformers", "bundled") or (not sep and kind not in BACKEND_KINDS)
+
+
 def load_backend(spec: str, **options: object) -> Backend:
     """Build a backend from a spec string ``kind:target``.
 
     >>> load_backend("fake").name
     'fake'
     """
-    kind, _, target = spec.partition(":")
+    kind, sep, target = spec.partition(":")
     if kind in ("http", "https"):  # a bare URL means an OpenAI-compatible endpoint
         kind, target = "openai", spec
     if kind == "fake":
@@ -73,9 +84,9 @@ def load_backend(spec: str, **options: object) -> Backend:
         from ehrforge.core.models import resolve_model
 
         return TransformersBackend(resolve_model("bundled"), **options)  # type: ignore[arg-type]
-    if kind == "transformers" or (not target and ("/" in kind or kind.startswith("."))):
+    if is_local_model_spec(spec):  # transformers:<path>, or a bare path / model alias
         from ehrforge.core.backends.transformers_backend import TransformersBackend
         from ehrforge.core.models import resolve_model
 
-        return TransformersBackend(resolve_model(target or kind), **options)  # type: ignore[arg-type]
+        return TransformersBackend(resolve_model(target if sep else kind), **options)  # type: ignore[arg-type]
     raise UnknownNameError(f"unknown backend '{kind}'", closest(kind, BACKEND_KINDS))

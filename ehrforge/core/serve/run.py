@@ -15,11 +15,8 @@ log = logging.getLogger("ehrforge.serve")
 
 def load_serving_backend(model: str, **options: Any) -> Any:
     """A backend from a model spec (any :func:`load_backend` kind; a bare path is a local transformers model)."""
-    from ehrforge.core.backends import BACKEND_KINDS, load_backend
+    from ehrforge.core.backends import load_backend
 
-    kind, sep, _ = model.partition(":")
-    if not sep and kind not in BACKEND_KINDS:
-        model = f"transformers:{model}"
     return load_backend(model, **options)
 
 

@@ -58,8 +58,7 @@ def ensure_database(db: str | Path | None, source: str | None, *, rebuild: bool 
 def _load_student(spec: str, cfg: RunConfig) -> Any:
     from ehrforge.core.backends import load_backend
 
-    return load_backend(spec if ":" in spec else f"transformers:{spec}" if spec not in ("bundled", "smollm2-135m") else "bundled",
-                        device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size)
+    return load_backend(spec, device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size)
 
 
 def _evaluate_model(name: str, task: SQLTask, backend: Any, dev: list, test: list, cfg: RunConfig) -> dict[str, Any]:
