@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ehrforge.tasks.extract.phi import phi_report, scan_phi
@@ -67,5 +69,80 @@ def test_file_check_counts_without_echoing(tmp_path):
     path = tmp_path / "notes.jsonl"
     path.write_text('{"id": "1", "text": "Email me at a.b@c.org"}\n{"id": "2", "text": "Clean note."}\nnot json\n')
     report = phi_check_file(path)
-    assert (report["records_with_phi"], report["by_type"], report["unreadable_lines"]) == (1, {"email": 1}, 1)
+    # the unparseable line cannot be shown clean: it is a finding, not just a count
+    assert (report["records_with_phi"], report["by_type"], report["unreadable_lines"]) == (2, {"email": 1, "unreadable_line": 1}, [3])
     assert "a.b@c.org" not in repr(report)
+
+
+# -- the CLI verb, as a user runs it (a real file, a real process) ------------------------------------------------
+def _phi_check(path):
+    import subprocess
+    import sys
+
+    code = "import sys; from ehrforge.cli import main; sys.argv = ['ehrforge', 'phi-check', sys.argv[1]]; main()"
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_phi_in_an_unparseable_line_and_in_another_field_fails_the_check(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('John Smith MRN 12345678 phone 555-123-4567\n{"id":"p3","note":"Dr. John Smith, MRN 12345678"}\n')
+    proc = _phi_check(path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["records_with_phi"] == 2 and report["unreadable_lines"] == [1]
+    assert {(f.get("line"), f.get("field"), f["type"]) for f in report["findings"]} >= {
+        (1, None, "unreadable_line"), (1, None, "mrn"), (1, None, "phone"), (2, "note", "name"), (2, "note", "mrn")}
+    for secret in ("John", "Smith", "12345678", "555-123"):
+        assert secret not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "is empty"),
+    (b"\n  \n", "is empty"),
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00MRN 12345678", "binary"),
+])
+def test_empty_or_binary_file_is_an_error_not_a_clean_pass(tmp_path, content, expected):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(content)
+    proc = _phi_check(path)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and expected in proc.stderr and "Traceback" not in proc.stderr
+    assert "12345678" not in proc.stdout + proc.stderr
+
+
+def test_a_folder_is_one_clear_line(tmp_path):
+    proc = _phi_check(tmp_path)
+    assert proc.returncode == 1 and "is a folder" in proc.stderr and "unexpected" not in proc.stderr
+
+
+def test_a_non_utf8_line_is_a_finding(tmp_path):
+    path = tmp_path / "u.jsonl"
+    path.write_bytes(b'{"id": "1", "text": "fine"}\n{"id": "2", "text": "caf\xe9 MRN 12345678"}\n')
+    proc = _phi_check(path)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert {f["type"] for f in report["findings"] if f.get("line") == 2} == {"unreadable_line", "mrn"}
+
+
+def test_nested_fields_keys_and_ids_are_checked_and_a_phi_id_is_withheld(tmp_path):
+    from ehrforge.tasks.extract.phi import phi_check_file
+
+    path = tmp_path / "n.jsonl"
+    recs = [{"id": "MRN 99887766", "text": "clean"}, {"id": "b", "text": "clean", "meta": {"author": ["Dr. Gregory House"]}}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    report = phi_check_file(path)
+    assert report["records_with_phi"] == 2
+    fields = {(f["id"], f["field"]) for f in report["findings"]}
+    assert fields == {(None, "id"), ("b", "meta.author.0")}
+    assert "99887766" not in repr(report) and "Gregory" not in repr(report)
+
+
+def test_clean_synthetic_output_still_passes(tmp_path):
+    from ehrforge.tasks.extract.task import ExtractTask
+
+    out = tmp_path / "synth.jsonl"
+    ExtractTask().synthesize(out, n=5, seed=1)
+    proc = _phi_check(out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["records"] == 5
