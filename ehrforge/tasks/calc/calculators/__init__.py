@@ -1,14 +1,8 @@
 """Medical calculators (MedCalc-Bench ids and question texts) as tested pure functions."""
 
-from ehrforge.tasks.calc.calculators.registry import (
-    ANSWER_FORMATS,
-    BY_ID,
-    CALCULATORS,
-    Calculator,
-    format_answer,
-    get_calculator,
-    select_calculators,
-)
+from ehrforge.tasks.calc.calculators.formatting import ANSWER_FORMATS, format_answer, num
+from ehrforge.tasks.calc.calculators.registry import BY_ID, CALCULATORS, get_calculator, select_calculators
+from ehrforge.tasks.calc.calculators.spec import Calculator
 
 __all__ = [
     "ANSWER_FORMATS",
@@ -17,5 +11,6 @@ __all__ = [
     "Calculator",
     "format_answer",
     "get_calculator",
+    "num",
     "select_calculators",
 ]
