@@ -23,7 +23,7 @@ from ehrforge.errors import DataError
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open a temp file beside ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
@@ -39,6 +39,23 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_writable(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Make sure ``path`` can be written as a file (creating its folder), or raise one clear :class:`DataError`.
+
+    Call it before long work starts, so a bad output path fails in a second, not after an hour of labelling.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} is a folder: {path}", "pass a file path, e.g. " + str(path / "out.jsonl"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the folder for {what} {path} ({type(exc).__name__})", "choose a writable location") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise DataError(f"{what} {path} is not writable", "choose a writable location or fix its permissions")
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -65,28 +82,30 @@ class JsonlReadResult:
 
 
 def read_jsonl(path: str | os.PathLike, rejects: str | os.PathLike | None = None) -> JsonlReadResult:
-    """Read a JSONL file of objects. Bad lines (not JSON, or not an object) are skipped, their line numbers
-    returned, and - when ``rejects`` is given - copied verbatim to that file so nothing is lost."""
+    """Read a JSONL file of objects. Bad lines (not UTF-8, not JSON, or not an object) are skipped, their line
+    numbers returned, and - when ``rejects`` is given - copied byte for byte to that file so nothing is lost."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"file not found: {path}", "check the path, or create it first")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a JSONL file", "pass the .jsonl file itself")
     result = JsonlReadResult()
-    bad_raw: list[str] = []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+    bad_raw: list[bytes] = []
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                obj = None
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                obj = None  # a line that is not UTF-8 would otherwise load with silently replaced characters
             if not isinstance(obj, dict):
                 result.rejected_lines.append(lineno)
-                bad_raw.append(line if line.endswith("\n") else line + "\n")
+                bad_raw.append(raw if raw.endswith(b"\n") else raw + b"\n")
                 continue
             result.records.append(obj)
     if rejects is not None and bad_raw:
-        with atomic_open(rejects) as fh:
+        with atomic_open(rejects, "wb") as fh:
             fh.writelines(bad_raw)
     return result
 
@@ -95,8 +114,12 @@ def load_json(path: str | os.PathLike, what: str = "file") -> Any:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{what} not found: {path}", "check the path")
+    if path.is_dir():
+        raise DataError(f"{what} is a folder: {path}", "pass the JSON file itself")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{what} is not UTF-8 text: {path}", "pass a JSON file") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{what} is not valid JSON: {path} line {exc.lineno}", "repair or regenerate the file") from None
 
@@ -106,12 +129,13 @@ class JsonlCheckpoint:
     already there when re-run. A torn last line (the process was killed mid-write) is ignored and rewritten."""
 
     def __init__(self, path: str | os.PathLike, key: str = "id") -> None:
-        self.path = Path(path)
+        self.path = check_writable(path, "progress file")
         self.key = key
         self.done: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             good: list[str] = []
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            # a torn write can end inside a multi-byte character: decode leniently, the JSON check drops the line
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:

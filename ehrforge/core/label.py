@@ -11,8 +11,9 @@ Three steps, each a function the CLI calls (``ehrforge label``, ``label filter``
 2. :func:`filter_labels` - keep confident labels; everything else goes to a review queue written three ways: JSONL,
    CSV (open it in a spreadsheet, fill ``reviewed_label``), and an Argilla-compatible JSON export.
 3. :func:`import_review` - merge reviewed labels back. Every record gets a ``provenance``: ``teacher`` (kept as
-   labelled), ``human`` (label set by a reviewer) or ``filtered-out`` (low confidence and not reviewed, or rejected by
-   the reviewer); filtered-out records have ``label: null`` so training skips them.
+   labelled), ``human`` (label set by a reviewer), ``unreviewed`` (queued for review, not reviewed - also when its
+   row is missing from the returned file) or ``filtered-out`` (rejected by the reviewer, or never labelled);
+   unreviewed and filtered-out records have ``label: null`` so training skips them.
 """
 
 from __future__ import annotations
@@ -389,6 +390,11 @@ def filter_labels(
     argilla_path = review_out.with_suffix(".argilla.json")
     all_labels = list(labels) if labels else sorted({str(r["label"]) for r in records if r.get("label") is not None})
     export_argilla(review, argilla_path, all_labels)
+    # What was queued, so import-review can tell "not reviewed" from "kept" even when a reviewer returns a
+    # partial file (rows deleted, or an unedited copy): queued records never come back as teacher labels.
+    queue_path = queue_manifest_path(review_out)
+    atomic_write_json(queue_path, {"ids": [str(r["id"]) for r in review], "strategy": strategy,
+                                   "min_confidence": min_confidence, "kept_file": str(out)})
     return {
         "n": len(records),
         "kept": len(kept),
@@ -399,7 +405,20 @@ def filter_labels(
         "min_confidence": min_confidence,
         "out": str(out),
         "review_files": [str(review_out), str(csv_path), str(argilla_path)],
+        "queue_manifest": str(queue_path),
     }
+
+
+def queue_manifest_path(review_file: str | os.PathLike) -> Path:
+    """``review.queue.json`` beside any of the review files ``label filter`` writes (``review.jsonl``,
+    ``review.csv``, ``review.argilla.json``).
+
+    >>> queue_manifest_path("out/review.argilla.json").as_posix(), queue_manifest_path("review.csv").as_posix()
+    ('out/review.queue.json', 'review.queue.json')
+    """
+    path = Path(review_file)
+    stem = path.name[: -len(".argilla.json")] if path.name.endswith(".argilla.json") else path.stem
+    return path.with_name(stem + ".queue.json")
 
 
 def write_review_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
@@ -471,19 +490,30 @@ def read_review(path: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"review file not found: {path}", "pass the .jsonl/.csv/.argilla.json written by `label filter`")
+    if path.is_dir():
+        raise DataError(f"review file is a folder: {path}", "pass the .jsonl/.csv/.argilla.json file itself")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets often save a BOM
+                rows = list(csv.DictReader(fh))
+        except UnicodeDecodeError:
+            raise DataError(f"{path.name} is not UTF-8 text", "save the sheet as 'CSV UTF-8' and import again") from None
+        except csv.Error as exc:
+            raise DataError(f"{path.name} is not a readable CSV ({type(exc).__name__})", "re-save it as CSV") from None
         if rows and ("id" not in rows[0] or "reviewed_label" not in rows[0]):
             raise DataError(f"{path.name} lacks an 'id' or 'reviewed_label' column", "keep the header row as exported")
         return rows
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise DataError(f"{path.name} is not UTF-8 text", "re-export it from Argilla") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"{path.name} is not valid JSON (line {exc.lineno})", "re-export it from Argilla") from None
         recs = data.get("records", []) if isinstance(data, dict) else data
+        if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
+            raise DataError(f"{path.name} is not an Argilla export (no list of records)", "re-export it from Argilla")
         rows = []
         for rec in recs:
             row = {**(rec.get("fields") or {}), "id": rec.get("id"), "reviewed_label": _argilla_value(rec)}
@@ -505,15 +535,27 @@ def import_review(
     *,
     labels: Sequence[str] | None = None,
     normalise: Callable[[Any], Any] | None = None,
+    queue: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Merge reviewed labels into the labelled (or kept) records and write every record with its ``provenance``.
+    """Merge reviewed labels into the labelled (or kept) records and write every record with its ``provenance``:
+    ``teacher`` (kept as labelled), ``human`` (set by a reviewer), ``filtered-out`` (rejected by the reviewer, or no
+    teacher label) or ``unreviewed`` (queued for review and not reviewed). Only ``teacher`` and ``human`` records
+    carry a label, so a review file returned empty-handed or with rows missing never turns queued low-confidence
+    labels into training data.
 
-    Reviewed rows whose id is not in ``labelled`` (the usual case when ``labelled`` is the *kept* file) are added
-    from the review row itself. A reviewed value must be one of ``labels`` (after ``normalise``) or a reject word
-    (``skip``, ``reject``, ``discard``, ``-``); every invalid row is listed in one error and nothing is written.
+    What was queued comes from the ``<review>.queue.json`` manifest ``label filter`` writes beside the review files
+    (or ``queue``); without one, the review file's own rows are the queue. Reviewed rows whose id is not in
+    ``labelled`` (the usual case when ``labelled`` is the *kept* file) are added from the review row itself; queued
+    ids found in neither file are counted in ``unreviewed`` but cannot be written. A reviewed value must be one of
+    ``labels`` (after ``normalise``) or a reject word (``skip``, ``reject``, ``discard``, ``-``); every invalid row
+    is listed in one error and nothing is written. A review file without rows is an error.
     """
     base = _load_labelled(labelled)
     rows = read_review(reviewed)
+    if not rows:
+        raise DataError(f"review file {Path(reviewed).name} has no rows",
+                        "pass the review file written by `label filter` after filling its reviewed_label column")
+    queued = _queued_ids(queue if queue is not None else queue_manifest_path(reviewed), required=queue is not None)
     allowed = {str(x).lower(): x for x in labels} if labels else None
     decisions: dict[str, Any] = {}
     problems = []
@@ -536,18 +578,44 @@ def import_review(
     if problems:
         raise DataError("invalid review rows: " + "; ".join(problems[:10]),
                         f"use one of {', '.join(labels) if labels else 'the task labels'} or 'skip'")
+    queued = (queued or set()) | set(decisions)
     merged, seen = [], set()
     for rec in base:
-        seen.add(str(rec["id"]))
-        merged.append(_merge(rec, decisions.get(str(rec["id"]))))
+        rid = str(rec["id"])
+        seen.add(rid)
+        if rid in decisions:
+            merged.append(_merge(rec, decisions[rid]))
+        elif rid in queued:
+            merged.append(_merge(rec, (None, {})))  # queued, and its row is missing from the review file
+        else:
+            merged.append(_merge(rec, None))
     for rid, (value, row) in decisions.items():
         if rid not in seen:
             content = {k: v for k, v in row.items() if k not in ("reviewed_label", "suggested_label", "confidence", "reason")}
             stub = {**content, "id": rid, "label": row.get("suggested_label"), "confidence": _float(row.get("confidence"))}
-            merged.append(_merge(stub, (value, row), in_review=True))
+            merged.append(_merge(stub, (value, row)))
     atomic_write_jsonl(out, merged)
-    counts = {p: sum(r["provenance"] == p for r in merged) for p in ("teacher", "human", "filtered-out")}
-    return {"n": len(merged), **counts, "out": str(out)}
+    counts = {p: sum(r["provenance"] == p for r in merged) for p in ("teacher", "human", "filtered-out", "unreviewed")}
+    not_written = len(queued - seen - set(decisions))
+    counts["unreviewed"] += not_written
+    return {"n": len(merged), **counts, "missing_from_review": len(queued - set(decisions)),
+            "unreviewed_not_written": not_written, "out": str(out)}
+
+
+def _queued_ids(path: str | os.PathLike, *, required: bool) -> set[str] | None:
+    """The ids ``label filter`` queued for review, from its manifest; None when there is none (and none required)."""
+    path = Path(path)
+    if not path.is_file():
+        if required:
+            raise DataError(f"queue manifest not found: {path}", "pass the review.queue.json written by `label filter`")
+        return None
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8")).get("ids")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        ids = None
+    if not isinstance(ids, list):
+        raise DataError(f"{path.name} is not a queue manifest from `label filter`", "re-run `ehrforge label filter`")
+    return {str(i) for i in ids}
 
 
 def _float(value: Any) -> float:
@@ -557,15 +625,18 @@ def _float(value: Any) -> float:
         return 0.0
 
 
-def _merge(rec: dict[str, Any], decision: tuple[Any, dict[str, Any]] | None, in_review: bool = False) -> dict[str, Any]:
+def _merge(rec: dict[str, Any], decision: tuple[Any, dict[str, Any]] | None) -> dict[str, Any]:
+    """``decision`` is None for a record that was never queued, else (reviewed value or None, review row)."""
     rec = dict(rec)
-    if decision is None and not in_review:
+    if decision is None:
         rec["provenance"] = "teacher" if rec.get("label") is not None else "filtered-out"
         return rec
-    value = decision[0] if decision else None
+    value = decision[0]
     rec["teacher_label"] = rec.get("label")
-    if value is not None and str(value).lower() not in REJECT_WORDS:
-        rec.update(label=value, provenance="human", reviewed_label=value)
-    else:
+    if value is None:
+        rec.update(label=None, provenance="unreviewed")  # queued, nobody looked: not a training label
+    elif str(value).lower() in REJECT_WORDS:
         rec.update(label=None, provenance="filtered-out")
+    else:
+        rec.update(label=value, provenance="human", reviewed_label=value)
     return rec

@@ -44,3 +44,31 @@ def test_checkpoint_resumes_and_drops_torn_line(tmp_path):
     ck.add({"id": "c", "label": 1})
     ck.close()
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b", "c"]
+
+
+def test_read_jsonl_rejects_lines_that_are_not_utf8_byte_for_byte(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"id": 1}\n{"id": 2, "text": "caf\xe9"}\n')
+    rejects = tmp_path / "rejects.jsonl"
+    result = read_jsonl(src, rejects=rejects)
+    assert [r["id"] for r in result.records] == [1] and result.rejected_lines == [2]
+    assert rejects.read_bytes() == b'{"id": 2, "text": "caf\xe9"}\n'
+
+
+def test_folders_are_data_errors_for_reading_and_writing(tmp_path):
+    with pytest.raises(DataError, match="is a folder"):
+        read_jsonl(tmp_path)
+    with pytest.raises(DataError, match="is a folder"):
+        atomic_write_json(tmp_path, {"a": 1})
+    with pytest.raises(DataError, match="is a folder"):
+        JsonlCheckpoint(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temp file left behind
+
+
+def test_output_in_an_uncreatable_folder_is_a_data_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DataError, match="cannot create the folder"):
+        atomic_write_json(blocker / "sub" / "out.json", {"a": 1})
+    with pytest.raises(DataError, match="cannot create the folder"):
+        atomic_write_json("/proc/ehrforge-nope/out.json", {"a": 1})

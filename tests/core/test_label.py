@@ -268,12 +268,14 @@ def test_import_review_round_trip_through_csv(task, records, tmp_path):
     stats = import_review(tmp_path / "kept.jsonl", tmp_path / "review.csv", tmp_path / "final.jsonl",
                           labels=task.labels, normalise=normalise_label)
     final = {r["id"]: r for r in read_jsonl(tmp_path / "final.jsonl").records}
-    assert stats["human"] == 2 and stats["filtered-out"] == len(rows) - 2
+    assert stats["human"] == 2 and stats["filtered-out"] == 1 and stats["unreviewed"] == len(rows) - 3
     assert stats["teacher"] == len(read_jsonl(tmp_path / "kept.jsonl").records)
     for row in rows[:2]:
         assert final[row["id"]]["label"] == gold[row["id"]] and final[row["id"]]["provenance"] == "human"
         assert final[row["id"]]["text"]  # the record came back from the review row
     assert final[rows[2]["id"]]["label"] is None and final[rows[2]["id"]]["provenance"] == "filtered-out"
+    assert {final[r["id"]]["provenance"] for r in rows[3:]} == {"unreviewed"}
+    assert all(final[r["id"]]["label"] is None for r in rows[3:])
     assert task.trainable(list(final.values())) == [r for r in final.values() if r["label"] is not None]
 
 
@@ -302,6 +304,44 @@ def test_import_review_rejects_unknown_labels_and_writes_nothing(task, records, 
     assert "row 1" in str(err.value) and "row 2" in str(err.value)
     assert "Schedule" not in str(err.value) and rows[0]["text"][:20] not in str(err.value)  # no patient text
     assert not (tmp_path / "final.jsonl").exists()
+
+
+def test_partial_review_file_keeps_unreviewed_queued_labels_out(task, records, tmp_path):
+    """A reviewer returns one reviewed row and deletes the rest: the deleted ones must not come back as teacher
+    labels when the full labelled file is merged (the manifest from `label filter` says they were queued)."""
+    labelled = _labelled_file(task, records, tmp_path)
+    stats = filter_labels(labelled, tmp_path / "kept.jsonl", tmp_path / "review.jsonl", min_confidence=0.85)
+    queued = read_jsonl(tmp_path / "review.jsonl").records
+    assert stats["review"] == len(queued) > 3
+    first = dict(queued[0], reviewed_label="other")
+    (tmp_path / "review.jsonl").write_text(json.dumps(first) + "\n")
+    merged_stats = import_review(labelled, tmp_path / "review.jsonl", tmp_path / "final.jsonl", labels=task.labels)
+    final = {r["id"]: r for r in read_jsonl(tmp_path / "final.jsonl").records}
+    assert merged_stats["human"] == 1 and merged_stats["unreviewed"] == len(queued) - 1
+    assert merged_stats["teacher"] == stats["kept"] and merged_stats["missing_from_review"] == len(queued) - 1
+    for row in queued[1:]:
+        assert final[row["id"]]["provenance"] == "unreviewed" and final[row["id"]]["label"] is None
+    assert task.trainable(list(final.values())) == [r for r in final.values() if r["provenance"] in ("teacher", "human")]
+
+
+@pytest.mark.parametrize("name, content", [("review.jsonl", ""), ("review.csv", "id,suggested_label,confidence,reason,reviewed_label\n")])
+def test_empty_review_file_is_an_error_and_writes_nothing(task, records, tmp_path, name, content):
+    labelled = _labelled_file(task, records, tmp_path)
+    filter_labels(labelled, tmp_path / "kept.jsonl", tmp_path / "review.jsonl", min_confidence=0.85)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match="has no rows"):
+        import_review(labelled, tmp_path / name, tmp_path / "final.jsonl", labels=task.labels)
+    assert not (tmp_path / "final.jsonl").exists()
+
+
+def test_review_file_that_is_not_utf8_or_a_folder_is_one_clear_error(task, records, tmp_path):
+    labelled = _labelled_file(task, records, tmp_path)
+    (tmp_path / "review.csv").write_bytes(b"id,reviewed_label\n1,caf\xe9\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        import_review(labelled, tmp_path / "review.csv", tmp_path / "final.jsonl")
+    (tmp_path / "reviews.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        import_review(labelled, tmp_path / "reviews.csv", tmp_path / "final.jsonl")
 
 
 def test_fake_generation_without_tokens_is_handled(task, records):
