@@ -6,8 +6,9 @@ resources used here), so R4 data is validated against ``fhir.resources.R4B``. Va
 structure, so a resource that passes can be condensed without defensive code.
 
 An invalid resource is *reported* (file, line or Bundle entry, and a reason made of field paths and error kinds,
-never the resource's values) and *skipped*; the rest of the file still loads. Lines that are not FHIR at all (a
-bulk-export ``log.ndjson``) are reported once per file.
+never the resource's values; printed to stderr and kept in ``store.issues``) and *skipped*; the rest of the file
+still loads. Lines that are not FHIR at all (a bulk-export ``log.ndjson``) are reported once per file; an empty,
+binary, non-UTF-8 or truncated file is reported too, and input with no valid resource at all is an error.
 """
 
 from __future__ import annotations
@@ -136,27 +137,66 @@ def validate_resource(res: Any) -> str | None:
     return None
 
 
+class _FileProblem(Exception):
+    """A whole file cannot be read as FHIR JSON (empty, binary, unreadable); its reason names no content."""
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _FileProblem(f"cannot read the file ({type(exc).__name__})") from None
+    if not raw.strip():
+        raise _FileProblem("empty file")
+    if b"\x00" in raw:
+        raise _FileProblem("binary file, not FHIR JSON")
+    return raw
+
+
 def _iter_ndjson(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {lineno}", json.loads(line)
-            except json.JSONDecodeError:
-                yield f"line {lineno}", ValueError("not valid JSON")
+    for lineno, raw in enumerate(_read_bytes(path).splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # decoding with replacement would load altered names and codes as if they were the record
+            yield f"line {lineno}", ValueError("not UTF-8 text")
+            continue
+        try:
+            yield f"line {lineno}", json.loads(text)
+        except json.JSONDecodeError:
+            yield f"line {lineno}", ValueError("not valid JSON (truncated or malformed line)")
 
 
 def _iter_json(path: Path) -> Iterator[tuple[str, Any]]:
+    raw = _read_bytes(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        yield f"line {line}", ValueError("not UTF-8 text")
+        return
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        yield f"line {exc.lineno}", ValueError("not valid JSON")
+        # the parser's message can quote input; say only whether the document stops early or is malformed
+        cut = "malformed" if text.rstrip().endswith(("}", "]")) else "truncated: the file ends before the JSON does"
+        yield f"line {exc.lineno}", ValueError(f"not valid JSON ({cut})")
         return
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
         # JSON Bundles have no per-resource line; the entry index locates it just as precisely.
-        for i, entry in enumerate(doc.get("entry") or []):
-            yield f"entry {i}", entry.get("resource") if isinstance(entry, dict) else entry
+        entries = doc.get("entry") or []
+        if not isinstance(entries, list):
+            yield "file", ValueError("Bundle.entry is not a list")
+            return
+        if not entries:
+            yield "file", ValueError("Bundle without entries")
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+                yield f"entry {i}", ValueError("Bundle entry without a resource object")
+                continue
+            yield f"entry {i}", entry["resource"]
     elif isinstance(doc, list):
         for i, item in enumerate(doc):
             yield f"item {i}", item
@@ -175,10 +215,17 @@ def _files(source: Path) -> list[Path]:
     raise DataError(f"FHIR source not found: {source}", "check the path (a folder, an .ndjson file or a Bundle .json)")
 
 
-def load_fhir(sources: str | os.PathLike | Iterable[str | os.PathLike], *, validate: bool = True) -> FHIRStore:
-    """Read and validate every resource under ``sources``; bad ones are listed in ``store.issues`` and skipped."""
+def load_fhir(sources: str | os.PathLike | Iterable[str | os.PathLike], *, validate: bool = True,
+              report: bool = True) -> FHIRStore:
+    """Read and validate every resource under ``sources``; bad ones are listed in ``store.issues`` and skipped.
+
+    With ``report`` every issue is printed to stderr as ``file where: reason`` (never a value). When no valid
+    resource remains, a :class:`DataError` says so before anything downstream runs, so no command writes an
+    empty output from broken input.
+    """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
+    sources = list(sources)
     store = FHIRStore()
     for source in sources:
         for path in _files(Path(source)):
@@ -187,26 +234,45 @@ def load_fhir(sources: str | os.PathLike | Iterable[str | os.PathLike], *, valid
             non_fhir = 0
             kept = 0
             file_issues: list[LoadIssue] = []
-            for where, item in items:
-                if isinstance(item, ValueError):
-                    file_issues.append(LoadIssue(path.name, where, str(item)))
-                    continue
-                if isinstance(item, dict) and "resourceType" not in item:
-                    non_fhir += 1
-                    file_issues.append(LoadIssue(path.name, where, "no resourceType (not a FHIR resource)"))
-                    continue
-                reason = validate_resource(item) if validate else None
-                if reason is not None:
-                    file_issues.append(LoadIssue(path.name, where, reason))
-                    continue
-                store.add(item)
-                kept += 1
+            try:
+                for where, item in items:
+                    if isinstance(item, ValueError):
+                        file_issues.append(LoadIssue(path.name, where, str(item)))
+                        continue
+                    if isinstance(item, dict) and "resourceType" not in item:
+                        non_fhir += 1
+                        file_issues.append(LoadIssue(path.name, where, "no resourceType (not a FHIR resource)"))
+                        continue
+                    reason = validate_resource(item) if validate else None
+                    if reason is not None:
+                        file_issues.append(LoadIssue(path.name, where, reason))
+                        continue
+                    store.add(item)
+                    kept += 1
+            except _FileProblem as exc:
+                file_issues = [LoadIssue(path.name, "file", str(exc))]
             if kept == 0 and non_fhir and non_fhir == len(file_issues):
                 # A whole file without resources (bulk-export log, manifest): one line, not one per entry.
                 store.issues.append(LoadIssue(path.name, "file", f"no FHIR resources ({non_fhir} non-FHIR lines), skipped"))
             else:
                 store.issues.extend(file_issues)
+    if report and store.issues:
+        _print_issues(store.issues)
+    if not store.resources:
+        first = f" (first: {store.issues[0]})" if store.issues else ""
+        raise DataError(f"no valid FHIR resource in {', '.join(str(s) for s in sources)}: "
+                        f"{len(store.issues)} problem(s){first}",
+                        "pass a FHIR R4 bulk export (.ndjson), a Bundle (.json) or a folder of them")
     return store
+
+
+def _print_issues(issues: list[LoadIssue]) -> None:
+    """One stderr line per skipped resource or file: the user sees what was left out, and where."""
+    from ehrforge.core.progress import console
+
+    console.print(f"warning: {len(issues)} FHIR input problem(s); these were skipped:", markup=False, highlight=False)
+    for issue in issues:
+        console.print(f"  {issue}", markup=False, highlight=False, soft_wrap=True)
 
 
 def bundled_fhir_dir() -> Path:

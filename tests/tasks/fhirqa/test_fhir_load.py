@@ -79,3 +79,61 @@ def test_shared_synthea_export_validates(shared_data: Path) -> None:
     assert len(store.patient_ids) == 13
     assert len(store.resources) == 7160  # the README table, summed
     assert [i.where for i in store.issues] == ["file"]  # only log.ndjson, which holds no resources
+
+
+# -- broken input: every problem named (file, where, reason, never a value); nothing written when nothing is valid --
+def _patient_line() -> str:
+    return _bundled_lines("Patient", 1)[0]
+
+
+def _broken_inputs(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
+    """name -> (file, expected where, expected reason fragment)."""
+    bundle = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": json.loads(_patient_line())}]})
+    cases = {
+        "truncated-bundle": ("b.json", bundle[: len(bundle) // 2].encode(), "line 1", "truncated"),
+        "binary": ("x.json", b"\x7fELF\x02\x01\x01\x00\x00" + SECRET.encode(), "file", "binary"),
+        "empty": ("e.ndjson", b"", "file", "empty file"),
+        "non-utf8": ("l.ndjson", ('{"resourceType": "Patient", "id": "p", "name": [{"family": "' + SECRET).encode() + b'\xfc"}]}\n',
+                     "line 1", "not UTF-8"),
+        "empty-bundle": ("eb.json", b'{"resourceType": "Bundle", "type": "collection", "entry": []}', "file", "without entries"),
+    }
+    out = {}
+    for name, (fname, content, where, reason) in cases.items():
+        path = tmp_path / name / fname
+        path.parent.mkdir()
+        path.write_bytes(content)
+        out[name] = (path, where, reason)
+    return out
+
+
+def test_broken_files_are_errors_naming_file_where_and_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, (path, where, reason) in _broken_inputs(tmp_path).items():
+        with pytest.raises(DataError, match="no valid FHIR resource") as err:
+            load_fhir(path)
+        printed = capsys.readouterr().err
+        assert f"{path.name} {where}: " in printed and reason in printed, (name, printed)
+        assert reason in str(err.value) and SECRET not in printed + str(err.value)
+
+
+def test_synthesize_from_broken_input_writes_nothing(tmp_path: Path) -> None:
+    from ehrforge.tasks.fhirqa.synth import synthesize
+
+    for name, (path, _, _) in _broken_inputs(tmp_path).items():
+        out = tmp_path / f"{name}.jsonl"
+        with pytest.raises(DataError):
+            synthesize(out, n=5, source=path)
+        assert not out.exists() and not list(tmp_path.glob(f".{name}.jsonl*")), name
+
+
+def test_valid_resources_load_and_every_problem_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "Patient.ndjson").write_text(_patient_line() + "\n" + '{"resourceType": "Patient", "id": "q", "gender": 5}\n')
+    for name, (path, _, _) in _broken_inputs(tmp_path).items():
+        (folder / f"{name}-{path.name}").write_bytes(path.read_bytes())
+    store = load_fhir(folder)
+    assert len(store.resources) == 1
+    printed = capsys.readouterr().err
+    assert "Patient.ndjson line 2: Patient.gender" in printed
+    assert len(store.issues) == 6 and all(str(i) in printed for i in store.issues)
+    assert SECRET not in printed
