@@ -1,16 +1,13 @@
 """The patient-feature vocabulary behind synthetic notes: how each fact is sampled, which units it may be written
 in, and how it is phrased. Calculators name the features they read; notes render them (plus distractors).
 
-Values are kept in canonical units (see ``calculators.formulas``). A displayed value is rounded in its display unit
-and the canonical value is recomputed *from the displayed number*, so the gold answer always follows from exactly
-what the note says.
+Values are kept in canonical units (see ``calculators.formulas``); ``notes.sample_patient`` draws a patient from this
+vocabulary.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 
 
 @dataclass(frozen=True)
@@ -36,8 +33,9 @@ class Numeric:
     lo: float
     hi: float
     units: tuple[Unit, ...]
-    section: str  # vitals | labs | body | ecg | social | goal
+    section: str  # vitals | labs | body | ecg | social | goal | support
     canonical_unit: str = ""
+    p_zero: float = 0.0  # chance that the patient has none (an optional infusion): value 0 and not mentioned
 
 
 @dataclass(frozen=True)
@@ -179,6 +177,22 @@ NUMERIC: dict[str, Numeric] = {
             "drinks/week",
         ),
         Numeric("target_bmi", ("target BMI",), 19, 27, (_u("kg/m²", 1, 1),), "goal", "kg/m²"),
+        Numeric("ph", ("arterial pH", "pH"), 7.05, 7.65, (_u("", 1, 2),), "labs", ""),
+        Numeric("hematocrit", ("hematocrit",), 18, 58, (_u("%"),), "labs", "%"),
+        Numeric("pao2", ("PaO2", "arterial oxygen tension"), 45, 160, (_u("mm Hg"), _u("kPa", 0.133322, 1)), "labs", "mm Hg"),
+        Numeric("a_a_gradient", ("A-a gradient",), 20, 560, (_u("mm Hg"),), "labs", "mm Hg"),
+        Numeric("fio2", ("FiO2",), 21, 100, (_u("%"),), "vitals", "%"),
+        Numeric("gcs", ("GCS", "Glasgow Coma Scale score"), 3, 15, (_u(""),), "vitals", ""),
+        Numeric("urine_output", ("urine output",), 80, 2500, (_u("mL/day"), _u("mL/24 h")), "labs", "mL/day"),
+        *(
+            Numeric(name, (name,), lo, hi, (_u("µg/kg/min", 1, dec), _u("mcg/kg/min", 1, dec)), "support", "µg/kg/min", 0.8)
+            for name, lo, hi, dec in (
+                ("dopamine", 2, 20, 1),
+                ("dobutamine", 2, 15, 1),
+                ("epinephrine", 0.02, 0.3, 2),
+                ("norepinephrine", 0.02, 0.4, 2),
+            )
+        ),
     ]
 }
 
@@ -370,6 +384,66 @@ FLAGS: dict[str, Flag] = {
     ]
 }
 
+#: flags added with the severity, comorbidity and risk calculators: (name, section, positive, negative, p, always)
+_MORE_FLAGS = [
+    ("acute_renal_failure", "history", "acute kidney injury this admission", "no acute kidney injury", 0.3, False),
+    ("organ_failure_immunocompromise", "history", "chemotherapy-induced immunosuppression",
+     "no severe organ insufficiency or immunocompromise", 0.3, True),
+    ("nursing_home", "context", "The patient lives in a nursing home.", "The patient lives independently at home.", 0.3, True),
+    ("pleural_effusion", "exam", "a pleural effusion on chest x-ray", "no pleural effusion on chest x-ray", 0.3, True),
+    ("mechanical_ventilation", "context", "The patient is intubated and mechanically ventilated.",
+     "The patient is breathing spontaneously without respiratory support.", 0.5, True),
+    ("mi", "history", "a myocardial infarction five years ago", "no prior myocardial infarction", 0.25, False),
+    ("peripheral_vascular_disease", "history", "intermittent claudication from peripheral vascular disease",
+     "no peripheral vascular disease", 0.2, False),
+    ("dementia", "history", "Alzheimer dementia", "no cognitive impairment", 0.15, False),
+    ("copd", "history", "chronic obstructive pulmonary disease", "no chronic lung disease", 0.25, False),
+    ("connective_tissue_disease", "history", "systemic lupus erythematosus", "no connective tissue disease", 0.15, False),
+    ("peptic_ulcer_disease", "history", "a treated peptic ulcer", "no peptic ulcer disease", 0.15, False),
+    ("hemiplegia", "history", "left hemiplegia", "no hemiplegia", 0.1, False),
+    ("moderate_severe_ckd", "history", "stage 4 chronic kidney disease", "no chronic kidney disease", 0.2, False),
+    ("leukemia", "history", "chronic lymphocytic leukemia", "no leukemia", 0.1, False),
+    ("lymphoma", "history", "non-Hodgkin lymphoma", "no lymphoma", 0.1, False),
+    ("aids", "history", "AIDS", "HIV-negative status", 0.08, False),
+    ("major_surgery_last_month", "history", "major surgery three weeks ago", "no surgery in the last month", 0.15, False),
+    ("chf_last_month", "history", "a heart failure exacerbation two weeks ago", "no recent heart failure", 0.12, False),
+    ("sepsis_last_month", "history", "sepsis treated two weeks ago", "no recent sepsis", 0.1, False),
+    ("pneumonia_last_month", "history", "pneumonia treated three weeks ago", "no recent pneumonia", 0.12, False),
+    ("plaster_cast", "history", "an immobilizing plaster cast applied two weeks ago", "no cast", 0.1, False),
+    ("leg_fracture", "history", "a hip fracture three weeks ago", "no recent fracture", 0.1, False),
+    ("stroke_last_month", "history", "an ischemic stroke two weeks ago", "no recent stroke", 0.08, False),
+    ("multiple_trauma", "history", "multiple trauma from a car crash last month", "no recent trauma", 0.06, False),
+    ("spinal_cord_injury", "history", "an acute spinal cord injury with paraplegia last month", "no spinal injury", 0.05, False),
+    ("varicose_veins", "exam", "varicose veins", "no varicose veins", 0.2, False),
+    ("swollen_legs", "exam", "bilateral leg swelling", "no leg swelling", 0.2, False),
+    ("central_venous_access", "exam", "a central venous catheter in place", "no central line", 0.15, False),
+    ("family_history_thrombosis", "history", "a family history of venous thrombosis", "no family history of clots", 0.12, False),
+    ("factor_v_leiden", "history", "factor V Leiden mutation", "no known thrombophilia", 0.06, False),
+    ("prothrombin_20210a", "history", "the prothrombin 20210A mutation", "no prothrombin mutation", 0.05, False),
+    ("elevated_homocysteine", "history", "elevated serum homocysteine", "normal homocysteine", 0.05, False),
+    ("lupus_anticoagulant", "history", "a positive lupus anticoagulant", "negative lupus anticoagulant", 0.05, False),
+    ("anticardiolipin", "history", "elevated anticardiolipin antibodies", "no anticardiolipin antibodies", 0.05, False),
+    ("heparin_induced_thrombocytopenia", "history", "prior heparin-induced thrombocytopenia", "no HIT", 0.05, False),
+    ("other_thrombophilia", "history", "antithrombin III deficiency", "no other thrombophilia", 0.05, False),
+    ("inflammatory_bowel_disease", "history", "Crohn's disease", "no inflammatory bowel disease", 0.1, False),
+    ("acute_mi", "history", "an acute myocardial infarction this week", "no acute coronary event", 0.08, False),
+    ("hypercholesterolemia", "history", "hypercholesterolemia", "normal cholesterol", 0.35, False),
+    ("obesity", "history", "obesity (BMI above 30)", "no obesity", 0.3, False),
+    ("smoker", "history", "current smoking (20 cigarettes a day)", "never smoked", 0.35, True),
+    ("family_history_cvd", "history", "a brother with a myocardial infarction at 52",
+     "no family history of premature heart disease", 0.25, False),
+    ("atherosclerotic_disease", "history", "prior coronary stenting", "no known atherosclerotic disease", 0.2, False),
+    ("melena", "symptom", "black tarry stools", "no melena", 0.4, True),
+    ("syncope", "symptom", "a syncopal episode at home", "no syncope", 0.3, True),
+    ("bp_medicine", "medication", "amlodipine for blood pressure", "", 0.4, False),
+]
+FLAGS.update(
+    {
+        name: Flag(name, section, (positive,), (negative,) if negative else (), p, always)
+        for name, section, positive, negative, p, always in _MORE_FLAGS
+    }
+)
+
 GCS_EYE = {
     4: ("opens eyes spontaneously",),
     3: ("opens eyes to voice",),
@@ -408,79 +482,57 @@ CHOICES: dict[str, Choice] = {
         },
     ),
 }
+#: categorical findings of the severity, comorbidity and risk calculators: name -> (section, {value: phrasing})
+_MORE_CHOICES = {
+    "admission_type": ("context", {
+        "nonoperative": "The patient was admitted to the ICU for medical (nonoperative) management.",
+        "emergency postoperative": "The patient was admitted to the ICU after an emergency laparotomy.",
+        "elective postoperative": "The patient was admitted to the ICU after an elective colectomy.",
+    }),
+    "surgery_type": ("context", {
+        "none": "No surgery is planned.",
+        "minor": "The patient is scheduled for a minor procedure (inguinal hernia repair).",
+        "major": "The patient is scheduled for major abdominal surgery lasting over 45 minutes.",
+        "elective major lower extremity arthroplasty": "The patient is scheduled for an elective total knee arthroplasty.",
+    }),
+    "mobility": ("context", {
+        "normal": "The patient is ambulating normally.",
+        "on bed rest": "The patient is currently on bed rest.",
+        "confined to bed > 72 hours": "The patient has been confined to bed for more than 72 hours.",
+    }),
+    "liver_severity": ("history", {
+        "none": "no liver disease",
+        "mild": "chronic hepatitis C without cirrhosis",
+        "moderate to severe": "cirrhosis with portal hypertension",
+    }),
+    "diabetes_severity": ("history", {
+        "none or diet-controlled": "diet-controlled impaired glucose tolerance",
+        "uncomplicated": "type 2 diabetes on metformin without complications",
+        "end-organ damage": "type 2 diabetes with retinopathy and neuropathy",
+    }),
+    "solid_tumor": ("history", {
+        "none": "no history of solid tumors",
+        "localized": "a localized colon cancer resected last year",
+        "metastatic": "metastatic lung cancer",
+    }),
+    "heart_history": ("context", {
+        "slightly suspicious": "The chest pain history is slightly suspicious for acute coronary syndrome.",
+        "moderately suspicious": "The chest pain history is moderately suspicious for acute coronary syndrome.",
+        "highly suspicious": "The chest pain history is highly suspicious for acute coronary syndrome.",
+    }),
+    "ecg": ("context", {
+        "normal": "The ECG is normal.",
+        "non-specific repolarization disturbance": "The ECG shows non-specific repolarization changes.",
+        "significant ST deviation": "The ECG shows significant ST-segment depression.",
+    }),
+    "troponin": ("context", {
+        "normal": "The initial troponin is within the normal limit.",
+        "1-3 times normal": "The initial troponin is twice the upper limit of normal.",
+        "more than 3 times normal": "The initial troponin is five times the upper limit of normal.",
+    }),
+}
+CHOICES.update(
+    {name: Choice(name, section, {k: (v,) for k, v in options.items()}) for name, (section, options) in _MORE_CHOICES.items()}
+)
 INT_CHOICES = {"gcs_eye", "gcs_verbal", "gcs_motor"}
 DATE_FEATURES = ("lmp", "today", "cycle_length")
-
-
-@dataclass
-class Patient:
-    """Canonical values (what calculators read) and display strings (what the note says)."""
-
-    values: dict[str, object] = field(default_factory=dict)
-    shown: dict[str, str] = field(default_factory=dict)  # numeric name -> "106 µmol/L"
-    names: dict[str, str] = field(default_factory=dict)  # numeric name -> analyte label used in the note
-
-
-def sample_patient(
-    rng: random.Random,
-    inputs: tuple[str, ...],
-    *,
-    age_range: tuple[int, int] = (18, 90),
-    sex: str | None = None,
-    ranges: dict[str, tuple[float, float]] | None = None,
-    extra: tuple[str, ...] = (),
-) -> Patient:
-    """Sample every feature in ``inputs + extra`` (plus age and sex) and choose how each is displayed."""
-    ranges = ranges or {}
-    p = Patient()
-    p.values["age"] = rng.randint(*age_range)
-    p.values["sex"] = sex or rng.choice(["male", "female"])
-    wanted = list(dict.fromkeys(("age", "sex") + tuple(inputs) + tuple(extra)))
-    raw: dict[str, float] = {}
-    for name in wanted:
-        if name in NUMERIC:
-            lo, hi = ranges.get(name, (NUMERIC[name].lo, NUMERIC[name].hi))
-            raw[name] = rng.uniform(lo, hi)
-        elif name in FLAGS:
-            p.values[name] = rng.random() < FLAGS[name].p
-        elif name in CHOICES:
-            options = list(CHOICES[name].options)
-            value = rng.choice(options)
-            p.values[name] = int(value) if name in INT_CHOICES else value
-    _make_plausible(rng, raw, p.values, ranges)
-    if "lmp" in wanted or "today" in wanted or "cycle_length" in wanted:
-        lmp = date(2018, 1, 1) + timedelta(days=rng.randint(0, 365 * 7))
-        p.values["lmp"] = lmp
-        p.values["cycle_length"] = rng.choice([28, 28, 28, 21, 24, 26, 30, 32, 35])
-        p.values["today"] = lmp + timedelta(days=rng.randint(30, 290))
-    for name, value in raw.items():
-        feature = NUMERIC[name]
-        unit = rng.choice(feature.units)
-        shown, canonical = unit.show(value)
-        p.values[name] = canonical
-        p.shown[name] = f"{shown} {unit.label}".strip()
-        p.names[name] = unit.name or rng.choice(feature.labels)
-    return p
-
-
-def _make_plausible(rng: random.Random, raw: dict[str, float], values: dict[str, object], ranges: dict) -> None:
-    """Couple features that are not independent in real patients (weight follows height and BMI, DBP < SBP, ...)."""
-    if "height_cm" in raw:
-        female = str(values["sex"]).startswith("f")
-        raw["height_cm"] = rng.uniform(150, 178) if female else rng.uniform(160, 195)
-        if "weight_kg" in raw and "weight_kg" not in ranges:
-            raw["weight_kg"] = rng.uniform(16, 42) * (raw["height_cm"] / 100) ** 2
-    if "sbp" in raw and "dbp" in raw:
-        raw["dbp"] = min(raw["dbp"], raw["sbp"] - 20)
-    if {"sodium", "chloride", "bicarbonate"} <= raw.keys():
-        # The anion gap, not chloride, is what varies clinically: pick a realistic gap (4-30), then keep chloride
-        # and bicarbonate physiological; a requested bicarbonate range (acidosis items) wins over chloride.
-        gap = rng.uniform(4, 30)
-        if "bicarbonate" in ranges:
-            raw["chloride"] = min(max(raw["sodium"] - raw["bicarbonate"] - gap, 85.0), 125.0)
-        else:
-            raw["bicarbonate"] = min(max(raw["sodium"] - raw["chloride"] - gap, 5.0), 34.0)
-    if "hdl" in raw and "total_cholesterol" in raw:
-        raw["hdl"] = min(raw["hdl"], raw["total_cholesterol"] * 0.45)
-    if "alcohol_drinks_per_week" in raw and rng.random() < 0.4:
-        raw["alcohol_drinks_per_week"] = 0

@@ -8,9 +8,10 @@ from typing import Any
 from ehrforge.errors import UnknownNameError, closest
 from ehrforge.tasks.calc.calculators.spec import Calculator
 from ehrforge.tasks.calc.calculators.table import CLASSIC
+from ehrforge.tasks.calc.calculators.table_extended import EXTENDED
 from ehrforge.tasks.calc.features import NUMERIC
 
-_CALCS: list[Calculator] = sorted(CLASSIC, key=lambda c: c.id)
+_CALCS: list[Calculator] = sorted(CLASSIC + EXTENDED, key=lambda c: c.id)
 CALCULATORS: dict[str, Calculator] = {c.key: c for c in _CALCS}
 BY_ID: dict[int, Calculator] = {c.id: c for c in _CALCS}
 
