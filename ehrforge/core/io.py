@@ -22,8 +22,8 @@ from ehrforge.errors import DataError
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open a temp file beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    check_writable(path)
+    path = check_writable(path)
+    _make_parent(path, "output")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
@@ -41,21 +41,31 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise
 
 
-def check_writable(path: str | os.PathLike, what: str = "output file") -> Path:
-    """Make sure ``path`` can be written as a file (creating its folder), or raise one clear :class:`DataError`.
-
-    Call it before long work starts, so a bad output path fails in a second, not after an hour of labelling.
-    """
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Fail now, with one line, if ``path`` cannot be written later: it is a folder, it lies under /proc or /sys,
+    the nearest existing parent is a file, or that parent is not writable. Creates nothing: call it before long work
+    starts, so a bad output path fails in a second, not after an hour of labelling."""
     path = Path(path)
     if path.is_dir():
-        raise DataError(f"{what} is a folder: {path}", "pass a file path, e.g. " + str(path / "out.jsonl"))
+        raise DataError(f"{what} {path} is a folder, not a file", "pass a file path, e.g. " + str(path / "out.jsonl"))
+    parent = path.parent.resolve()
+    if parent.parts[:2] in (("/", "proc"), ("/", "sys")):
+        raise DataError(f"{what} {path} is under /{parent.parts[1]}, which is not for files", "pass a path in a normal folder")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DataError(f"{what} {path}: {existing} is a file, not a folder", "pass a path in a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"{what} {path}: {existing} is not writable", "pass a path you can write to")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{what} {path} is not writable", "pass a path you can write to, or fix its permissions")
+    return path
+
+
+def _make_parent(path: Path, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except OSError as exc:  # e.g. a read-only mount: the checks above cannot see everything
         raise DataError(f"cannot create the folder for {what} {path} ({type(exc).__name__})", "choose a writable location") from None
-    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise DataError(f"{what} {path} is not writable", "choose a writable location or fix its permissions")
-    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -130,6 +140,7 @@ class JsonlCheckpoint:
 
     def __init__(self, path: str | os.PathLike, key: str = "id") -> None:
         self.path = check_writable(path, "progress file")
+        _make_parent(self.path, "progress file")
         self.key = key
         self.done: dict[str, dict[str, Any]] = {}
         if self.path.exists():
@@ -163,3 +174,4 @@ class JsonlCheckpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+

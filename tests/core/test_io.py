@@ -68,7 +68,9 @@ def test_folders_are_data_errors_for_reading_and_writing(tmp_path):
 def test_output_in_an_uncreatable_folder_is_a_data_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(DataError, match="cannot create the folder"):
+    with pytest.raises(DataError, match="is a file, not a folder"):
         atomic_write_json(blocker / "sub" / "out.json", {"a": 1})
-    with pytest.raises(DataError, match="cannot create the folder"):
+    with pytest.raises(DataError, match="under /proc"):
         atomic_write_json("/proc/ehrforge-nope/out.json", {"a": 1})
+    atomic_write_json(tmp_path / "new" / "deeper" / "out.json", {"a": 1})  # missing folders are still created
+    assert json.loads((tmp_path / "new" / "deeper" / "out.json").read_text()) == {"a": 1}
