@@ -34,8 +34,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ehrforge.core.serve.audit import AuditLog
+from ehrforge.core.serve.audit import AuditLog, AuditTrail, note_audit
 from ehrforge.core.serve.auth import TokenAuth, read_tokens
 from ehrforge.core.serve.limits import BodySizeLimit, RateLimiter, retry_after_header
 from ehrforge.core.serve.scheduler import Overloaded, Scheduler
@@ -46,6 +47,10 @@ from ehrforge.errors import EhrforgeError, ServeError
 log = logging.getLogger("ehrforge.serve")
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_QUESTION_CHARS = 4000
+#: the largest seed every backend accepts (torch takes unsigned 64-bit; llama.cpp and OpenAI clients signed 64-bit)
+MAX_SEED = 2**63 - 1
+#: context values a task may receive: plain scalars (an id, a date, a flag), never nested structures
+ContextValue = str | int | float | bool | None
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -95,24 +100,90 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=64)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     stream: bool = False
     logprobs: bool = False
     n: int = Field(default=1, ge=1, le=1)
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(default=None, max_length=16)
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, ContextValue] = Field(default_factory=dict, max_length=16)
 
 
 def api_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape every endpoint answers with (OpenAI's): ``{"error": {"message", "type", "code"}}``."""
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers)
+
+
+ERROR_KINDS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found", 405: "method_not_allowed",
+               413: "request_too_large", 422: "unprocessable", 429: "rate_limit_exceeded", 500: "internal_error",
+               503: "server_overloaded"}
+
+
+def submitted_values(body: Any) -> list[str]:
+    """Every scalar a client sent, as text, so an error message can be checked for echoes of it.
+
+    >>> submitted_values({"question": "q", "context": {"patient_id": "p-7", "n": 3, "flag": True}})
+    ['q', 'p-7', '3', 'True']
+    """
+    if isinstance(body, BaseModel):
+        body = body.model_dump()
+    if isinstance(body, dict):
+        return [v for item in body.values() for v in submitted_values(item)]
+    if isinstance(body, (list, tuple)):
+        return [v for item in body for v in submitted_values(item)]
+    return [] if body is None else [str(body)]
+
+
+def without_echo(text: str, values: list[str], fallback: str) -> str:
+    """``text`` unless it repeats something the client sent (a patient id, part of a question): then ``fallback``.
+
+    Task errors are written for the command line, where naming the user's own argument helps; over HTTP the same
+    message would copy patient identifiers into responses, proxies and browser history.
+
+    >>> without_echo("unknown patient id 'p-7'", ["p-7"], "unknown patient id")
+    'unknown patient id'
+    >>> without_echo("no such calculator", ["p-7"], "x")
+    'no such calculator'
+    """
+    return fallback if any(v and v.strip() and v in text for v in values) else text
+
+
+class ContainErrors:
+    """Pure ASGI middleware, innermost: an unexpected exception becomes a 500 in the one error shape and a log line
+    holding only the exception type and a reference. (Starlette's own handler for ``Exception`` re-raises after
+    answering, so the server would log the full traceback - and with it any patient text in local variables.)"""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes with a traceback
+            ref = uuid.uuid4().hex[:12]
+            log.error("request %s to %s failed: %s", ref, scope.get("path", "?"), type(exc).__name__)
+            note_audit(scope, error=type(exc).__name__, reference=ref)
+            if not started:
+                response = api_error(500, f"internal error (reference {ref}); see the server log", "internal_error")
+                await response(scope, receive, send)
 
 
 def apply_stop(text: str, stop: str | list[str] | None) -> tuple[str, bool]:
@@ -186,20 +257,25 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
         name = auth.identify(request.headers.get("authorization"))
         if name is None:
             allowed, retry = failed_auth.acquire("ip:" + client_of(request))
-            audit.record(who=None, endpoint=request.url.path, status=401 if allowed else 429, client=client_of(request))
             if not allowed:
                 raise HTTPException(429, "too many failed authentications; wait and retry", headers=retry_after_header(retry))
             raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        note_audit(request.scope, who=name)
         allowed, retry = limiter.acquire("token:" + name)
         if not allowed:
-            audit.record(who=name, endpoint=request.url.path, status=429, client=client_of(request))
             raise HTTPException(429, f"rate limit exceeded ({settings.rate_per_minute:g}/min)", headers=retry_after_header(retry))
         return name
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        kind = {401: "authentication_error", 404: "not_found", 429: "rate_limit_exceeded"}.get(exc.status_code, "invalid_request_error")
-        return api_error(exc.status_code, str(exc.detail), kind, exc.headers)
+    # Starlette's HTTPException (unknown route 404, wrong method 405, unreadable body 400) as well as FastAPI's:
+    # every error answers in the same shape.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        elif exc.status_code == 400 and "parsing the body" in message:
+            message = "invalid request: the body is not UTF-8 JSON"
+        return api_error(exc.status_code, message, ERROR_KINDS.get(exc.status_code, "invalid_request_error"), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -214,13 +290,13 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
 
     @app.exception_handler(EhrforgeError)
     async def known_error(request: Request, exc: EhrforgeError) -> JSONResponse:
-        return api_error(422, exc.one_line(), type(exc).__name__)  # EhrforgeError messages never hold patient text
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        ref = uuid.uuid4().hex[:12]
-        log.error("request %s to %s failed: %s", ref, request.url.path, type(exc).__name__)  # no message: may hold data
-        return api_error(500, f"internal error (reference {ref}); see the server log", "internal_error")
+        # The message names what is wrong; when it repeats a submitted value (an unknown patient id) it is cut back
+        # to the error's kind, and a hint that repeats one is dropped.
+        values = request.scope.get("state", {}).get("ehrforge_submitted", [])
+        message = without_echo(exc.message, values, f"the request cannot be answered ({type(exc).__name__})")
+        hint = without_echo(exc.hint, values, "")
+        note_audit(request.scope, error=type(exc).__name__)
+        return api_error(422, f"{message} — {hint}" if hint else message, type(exc).__name__)
 
     # -- open endpoints -------------------------------------------------------------------------------------------
     @app.get("/healthz")
@@ -240,9 +316,13 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
         return {"object": "list", "data": [{"id": settings.model_name, "object": "model", "created": int(started),
                                             "owned_by": "ehrforge"}]}
 
+    # What the page selects first: the task the server was started for, not whichever sorts first alphabetically.
+    default_task = settings.default_task if settings.default_task in tasks else ("sql" if "sql" in tasks else next(iter(tasks), None))
+
     @app.get("/v1/tasks")
     async def list_tasks(who: str = Depends(caller)) -> dict[str, Any]:
-        return {"tasks": [{"name": n, "summary": getattr(t, "summary", ""), "endpoint": f"/v1/{n}/ask"} for n, t in tasks.items()]}
+        return {"tasks": [{"name": n, "summary": getattr(t, "summary", ""), "endpoint": f"/v1/{n}/ask"} for n, t in tasks.items()],
+                "default": default_task}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request, who: str = Depends(caller)) -> Any:
@@ -253,9 +333,9 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         t0 = time.perf_counter()
         completion_id = "chatcmpl-" + uuid.uuid4().hex
+        note_audit(request.scope, question=last_user)
         if body.stream:
-            audit.record(who=who, endpoint="/v1/chat/completions", status=200, question=last_user,
-                         client=client_of(request), stream=True)
+            note_audit(request.scope, stream=True)
             return StreamingResponse(_sse_chat(completion_id, messages, max_new, body), media_type="text/event-stream",
                                      headers={"X-Accel-Buffering": "no"})
         gen = await scheduler.generate(messages, max_new_tokens=max_new, temperature=body.temperature, seed=body.seed)
@@ -266,8 +346,7 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
         if body.logprobs and gen.token_logprobs is not None:
             choice["logprobs"] = {"content": [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
                                               for t, lp in zip(gen.tokens, gen.token_logprobs)]}
-        audit.record(who=who, endpoint="/v1/chat/completions", status=200, question=last_user, client=client_of(request),
-                     completion_tokens=gen.completion_tokens, latency_ms=round(1000 * (time.perf_counter() - t0), 1))
+        note_audit(request.scope, completion_tokens=gen.completion_tokens, latency_ms=round(1000 * (time.perf_counter() - t0), 1))
         return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": settings.model_name,
                 "choices": [choice],
                 "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
@@ -350,6 +429,8 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
 
     @app.post("/v1/{task_name}/ask")
     async def ask(task_name: str, body: AskRequest, request: Request, who: str = Depends(caller)) -> Any:
+        note_audit(request.scope, question=body.question)
+        request.scope.setdefault("state", {})["ehrforge_submitted"] = submitted_values(body)
         task = tasks.get(task_name)
         if task is None:
             raise HTTPException(404, f"no task '{task_name}' is served here; served: {', '.join(sorted(tasks)) or 'none'}")
@@ -358,24 +439,21 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
             # name the keys, never their values
             raise HTTPException(400, f"context keys not accepted by task '{task_name}': {', '.join(rejected)}")
         t0 = time.perf_counter()
-        try:
-            result = await scheduler.call(lambda: task.ask(backend, body.question, **body.context))
-        except EhrforgeError as exc:
-            audit.record(who=who, endpoint=f"/v1/{task_name}/ask", status=422, question=body.question,
-                         client=client_of(request), error=type(exc).__name__)
-            raise
+        result = await scheduler.call(lambda: task.ask(backend, body.question, **body.context))
         latency = round(1000 * (time.perf_counter() - t0), 1)
         out = jsonable_encoder({**dict(result), "task": task_name, "latency_ms": latency},
                                custom_encoder={bytes: lambda b: f"<{len(b)} bytes>"})
-        audit.record(who=who, endpoint=f"/v1/{task_name}/ask", status=200, question=body.question, client=client_of(request),
-                     abstained=bool(out.get("abstained")), confidence=out.get("confidence"), latency_ms=latency)
+        note_audit(request.scope, abstained=bool(out.get("abstained")), confidence=out.get("confidence"), latency_ms=latency)
         return out
 
+    app.add_middleware(ContainErrors)  # added first = innermost: it sees the route's exception before Starlette does
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], allow_credentials=False)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # added last = outermost: runs first
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # added last = outermost: one audit line per request with its final status, 413 and 500 included
+    app.add_middleware(AuditTrail, audit=audit, identify=lambda header: auth.identify(header))
     return app

@@ -46,9 +46,17 @@ def read_tokens(tokens_file: Path | None = None, tokens_env: str | None = None, 
             lines = Path(tokens_file).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise ServeError(f"cannot read tokens file {tokens_file}: {type(exc).__name__}", "check the path and permissions") from None
+        except UnicodeDecodeError:
+            raise ServeError(f"tokens file {tokens_file} is not UTF-8 text", "write one name:token per line") from None
+        before = len(entries)
         for lineno, line in enumerate(lines, start=1):
             if line.strip() and not line.lstrip().startswith("#"):
                 entries.append((*_parse_entry(line, "token"), f"{tokens_file} line {lineno}"))
+        if len(entries) == before:
+            # An operator who passed a tokens file meant to issue tokens; silently serving with a one-off token (or
+            # only the environment's) would hide the mistake until the ward cannot log in.
+            raise ServeError(f"tokens file {tokens_file} holds no tokens (only blank lines or comments)",
+                             "add one name:token per line, e.g. ward7:$(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     if tokens_env and os.environ.get(tokens_env):
         for i, part in enumerate(os.environ[tokens_env].split(","), start=1):
             if part.strip():

@@ -8,6 +8,7 @@ memory), CORS off, and no question text in any log.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -28,6 +29,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the audit log ``path`` cannot be appended to, or None. Checked by opening it (the server would create it
+    a moment later anyway, mode 0600), because permission bits say nothing about /proc, read-only mounts or root.
+
+    >>> _unwritable(Path("/proc/nope/a.jsonl"))
+    'cannot be created (FileNotFoundError): /proc/nope/a.jsonl'
+    """
+    if path.is_dir():
+        return f"must be a file path, got a folder: {path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    except OSError as exc:
+        return f"cannot be created ({type(exc).__name__}): {path}"
+    return None
 
 
 @dataclass
@@ -66,6 +84,8 @@ class ServeSettings:
     log_patient_text: bool = False
     #: uvicorn's open-connection ceiling (connections past it get 503 from uvicorn itself)
     max_connections: int = 1024
+    #: the task the web page selects first (the one the server was started for); None = sql if served, else the first
+    default_task: str | None = None
 
     def __post_init__(self) -> None:
         self.tokens_file = Path(self.tokens_file) if self.tokens_file else None
@@ -98,8 +118,12 @@ class ServeSettings:
         for origin in self.cors_origins:
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 problems.append(f"cors origin must start with http:// or https://, got {origin!r}")
-        if self.audit_log is not None and self.audit_log.is_dir():
-            problems.append(f"audit_log must be a file path, got a folder: {self.audit_log}")
+        if self.audit_log is not None:
+            problem = _unwritable(self.audit_log)
+            if problem:
+                problems.append(f"audit_log {problem}")
+        if self.default_task is not None and not isinstance(self.default_task, str):
+            problems.append(f"default_task must be a task name, got {self.default_task!r}")
         if problems:
             raise ConfigError(problems, "fix the listed serve settings (see `ehrforge serve --help`)")
 

@@ -77,3 +77,16 @@ def test_ask_answer_abstain_and_history(browser, ehr_db):
         page.wait_for_selector("#verdict.answered")
         assert page.input_value("#question") == "How many patients are in the database?"
         assert errors == []
+
+
+def test_task_selector_opens_on_the_served_default_not_the_alphabetical_first(browser, ehr_db):
+    """With calc and sql served (calc sorts first), a first SQL question typed in the page must go to sql."""
+    tasks = {"calc": StandInSQLTask(ehr_db), "sql": StandInSQLTask(ehr_db)}
+    app = create_app(ServeSettings(tokens={"ward7": TOKEN}, default_task="sql"), FakeBackend(respond=sql_responder), tasks)
+    with live_server(app) as server:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(server.url + "/#token=" + TOKEN)
+        page.wait_for_selector("#task option[value='calc']", state="attached")
+        assert page.locator("#task option").all_inner_texts()[0].startswith("calc")
+        page.wait_for_function("document.getElementById('task').value === 'sql'", timeout=5000)
+        page.close()

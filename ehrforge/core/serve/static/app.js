@@ -173,6 +173,8 @@ async function loadTasks() {
       opt.textContent = t.name + (t.summary ? " — " + t.summary : "");
       select.appendChild(opt);
     }
+    // open on the task the server was started for (e.g. sql with --db), not whichever sorts first
+    if (tasks.default) select.value = tasks.default;
     $("model-name").textContent = models.data.length ? "model: " + models.data[0].id : "";
     setStatus(tasks.tasks.length ? "" : "This server serves no question tasks.");
   } catch (e) {
