@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ehrforge.core.grpo import GRPOSettings, train_grpo
     from ehrforge.core.models import resolve_model
-    from ehrforge.core.sft import SFTConfig, train_sft
+    from ehrforge.core.sft import SFTSettings, train_sft
 
     torch.set_num_threads(args.threads)
     work = Path(args.out_dir or tempfile.mkdtemp(prefix="calc_rlvr_"))
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     task = CalcTask(calculators=args.calculators, max_new_tokens=args.max_new_tokens)
     train = task.load("train", limit=args.n_train)
     evalset = task.load("test", limit=args.n_eval)
-    sft_cfg = SFTConfig(
+    sft_cfg = SFTSettings(
         max_steps=args.sft_steps,
         learning_rate=args.sft_lr,
         batch_size=4,

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     from ehrforge.core.backends import load_backend
-    from ehrforge.core.sft import SFTConfig
+    from ehrforge.core.sft import SFTSettings
     from ehrforge.tasks.fhirqa.selfeval import self_evaluation
     from ehrforge.tasks.fhirqa.training import train_subtask
 
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         adapters[n] = {}
         for sub in ("select", "answer"):
             start = time.perf_counter()
-            path = train_subtask(sub, train, base, workdir / f"{sub}-{n}", SFTConfig(**cfg_kwargs), task_options=opts)
+            path = train_subtask(sub, train, base, workdir / f"{sub}-{n}", SFTSettings(**cfg_kwargs), task_options=opts)
             timings[f"train_{sub}_{n}_s"] = round(time.perf_counter() - start, 2)
             adapters[n][sub] = str(path)
         sel_b, ans_b = backend(adapters[n]["select"]), backend(adapters[n]["answer"])
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Sequential: task 2 on top of the task-1 adapter of the main size.
     start = time.perf_counter()
-    seq = train_subtask("answer", train_all[: args.n_train], adapters[args.n_train]["select"], workdir / "seq-answer", SFTConfig(**cfg_kwargs), task_options=opts)
+    seq = train_subtask("answer", train_all[: args.n_train], adapters[args.n_train]["select"], workdir / "seq-answer", SFTSettings(**cfg_kwargs), task_options=opts)
     timings["train_sequential_answer_s"] = round(time.perf_counter() - start, 2)
     seq_b = backend(str(seq))
     row = evaluate_config(f"ft-sequential-{args.n_train}", seq_b, seq_b, sel_task, ans_task, evals, e2e_task=e2e_task)

@@ -1,12 +1,14 @@
-"""The ``ehrforge`` command line: few verbs, each a step of the lifecycle.
+"""The ``ehrforge`` command line: few verbs, each a step of the lifecycle, the same for every task.
 
     ehrforge data   build the data a task needs (e.g. the synthetic EHR database)
-    ehrforge train  fine-tune a small local model with LoRA
+    ehrforge train  fine-tune a small local model (LoRA SFT, or GRPO with the task's verifiable rewards)
     ehrforge eval   score models side by side with the task's own metric
     ehrforge ask    ask a trained model one question (answers or abstains)
-    ehrforge demo   the whole SQL recipe on bundled data and the bundled model
+    ehrforge demo   a recipe end to end on bundled data and the bundled model
 
-Errors in user input print one line (what is wrong — how to fix it) and exit 1. Set EHRFORGE_DEBUG=1 for tracebacks.
+Verbs dispatch on what a task declares (its ``Options``, ``capabilities`` and ``ask_fields``); this module never
+names a task. Errors in user input print one line (what is wrong — how to fix it) and exit 1. Set EHRFORGE_DEBUG=1
+for tracebacks.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from ehrforge.errors import EhrforgeError
+from ehrforge.errors import ConfigError, EhrforgeError
 
 app = typer.Typer(
     name="ehrforge",
@@ -30,91 +32,135 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Recipe: sql, fhirqa, classify, extract, calc.")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'bundled', a local HF folder, a LoRA adapter folder, or a .gguf file.")]
+TaskOpt = Annotated[Optional[str], typer.Option("--task", "-t", help="Recipe (see `ehrforge tasks`); default: sql.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'bundled', a local HF folder, a folder written by `ehrforge train`, a .gguf file, or openai:URL#name.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run configuration.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set sft.max_steps=20 (repeatable).")]
-DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data source (e.g. an EHRSQL folder or JSONL file); default: bundled.")]
-DbOpt = Annotated[Optional[str], typer.Option("--db", help="EHR database: SQLite/DuckDB file or postgresql:// URL (sql task).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set sft.max_steps=20, --set task_options.x=y (repeatable).")]
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data in the task's format (a file or folder); default: the task's bundled data.")]
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="Database, for tasks that read one: SQLite/DuckDB file or postgresql:// URL.")]
 
 
+# -- shared steps -------------------------------------------------------------------------------------------------
 def _config(config: Path | None, overrides: list[str] | None, **fields: object):
     from ehrforge.config import load_config
 
     return load_config(config, overrides, **fields)
 
 
-def _task(cfg, **extra: object):
-    from ehrforge.tasks import get_task
+def _task(cfg, **flags: object):
+    """The configured task. Flags (``--db``, ``--threshold``…) become task options when the task declares them;
+    a flag the task does not take is a one-line error instead of being silently ignored."""
+    from ehrforge.tasks import get_task, task_class
 
+    declared = task_class(cfg.task).Options.model_fields
     options = dict(cfg.task_options)
-    if cfg.task == "sql":
-        options.setdefault("db", cfg.db)
-        options.setdefault("source", cfg.data.source)
-        options.setdefault("entropy", cfg.abstention.entropy)
-        options.setdefault("threshold", cfg.abstention.threshold)
-        options.setdefault("execution_filter", cfg.abstention.execution_filter)
     if cfg.max_new_tokens:
         options.setdefault("max_new_tokens", cfg.max_new_tokens)
-    options.update({k: v for k, v in extra.items() if v is not None})
+    if cfg.data.source and "source" in declared:
+        options.setdefault("source", cfg.data.source)
+    problems = []
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if name not in declared:
+            problems.append(f"--{name.replace('_', '-')}: the {cfg.task} task has no '{name}' option")
+        else:
+            options[name] = value
+    if problems:
+        raise ConfigError(problems, f"{cfg.task} options: {', '.join(declared)}")
     return get_task(cfg.task, **options)
 
 
-def _default_database(cfg) -> None:
-    """The sql task scores and answers against a database: default to the cached synthetic demo one."""
-    if cfg.task == "sql" and cfg.db is None:
-        from ehrforge.tasks.sql.recipe import ensure_database
+def _ready(task) -> None:
+    """Open what the task reads (a database) now, so a bad one fails before any model is loaded."""
+    from ehrforge.tasks import Capability
 
-        cfg.db = str(ensure_database(None, cfg.data.source))
+    if task.supports(Capability.RESOURCES):
+        task.check_ready()
 
 
-def _backend(spec: str, cfg=None):
-    from ehrforge.core.backends import is_local_model_spec, load_backend
+def _load(spec: str, task, cfg):
+    from ehrforge.core.loader import LoadOptions, load_model
 
-    # Encoder students are not chat models: their folders carry a marker naming the predictor that runs them.
-    if Path(spec).is_dir() and (Path(spec) / "ehrforge_seqcls.json").exists():
-        from ehrforge.tasks.classify.seqcls import SeqClsBackend  # classification head (classify)
+    return load_model(spec, task, LoadOptions(device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size))
 
-        return SeqClsBackend(spec)
-    if Path(spec).is_dir() and (Path(spec) / "ehrforge_extract.json").exists():
-        from ehrforge.tasks.extract.extractor import EncoderExtractor  # token-classification NER + relations (extract)
 
-        return EncoderExtractor(spec)
-    if is_local_model_spec(spec) and cfg is not None:
-        return load_backend(spec, device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size)
-    return load_backend(spec)
+def _teacher(spec: str, task, cfg, sources: list[str], seed: int = 0):
+    """A teacher backend; ``simulated[:noise]`` is a task's offline stand-in teacher, where it has one."""
+    from ehrforge.tasks import Capability
+
+    if spec.split(":")[0] == "simulated":
+        task.require(Capability.STAND_IN_TEACHER, "--teacher simulated", "pass a real teacher backend (openai:URL#model or a local model)")
+        _, _, noise = spec.partition(":")
+        try:
+            rate = float(noise) if noise else None
+        except ValueError:
+            raise ConfigError([f"--teacher {spec}: the noise rate must be a number in [0, 1]"], "e.g. --teacher simulated:0.25") from None
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise ConfigError([f"--teacher {spec}: the noise rate must be in [0, 1]"], "e.g. --teacher simulated:0.25")
+        return task.stand_in_teacher(rate, sources, seed)
+    return _load(spec, task, cfg)
+
+
+def _writable(path: Path | None, what: str) -> None:
+    """Check an output path before any work starts: a folder, an unwritable place or /proc fail now, not after an
+    hour of labelling or evaluation."""
+    from ehrforge.core.io import check_writable
+
+    if path is not None:
+        check_writable(path, what)
+
+
+def _context(pairs: list[str] | None) -> dict[str, str]:
+    """``--context key=value`` pairs; ``key=@file`` reads the value from a UTF-8 file (e.g. a patient note)."""
+    from ehrforge.errors import DataError
+
+    out: dict[str, str] = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([f"--context '{key}' is not key=value"], "e.g. --context note=@note.txt")
+        if value.startswith("@"):
+            path = Path(value[1:])
+            try:
+                value = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
+                raise DataError(f"--context {key}: {path.name} {why}", "pass a readable UTF-8 text file") from None
+        out[key.strip()] = value
+    return out
+
+
+# -- verbs --------------------------------------------------------------------------------------------------------
+@app.command("tasks")
+def tasks_() -> None:
+    """List the registered tasks: what each does, its options, capabilities and what an ask needs."""
+    from ehrforge.tasks import task_class, task_names
+
+    for name in task_names():
+        cls = task_class(name)
+        caps = ", ".join(sorted(c.value for c in cls.capabilities)) or "—"
+        typer.echo(f"{name}: {cls.summary}\n  options: {', '.join(cls.Options.model_fields)}\n  capabilities: {caps}"
+                   + (f"\n  ask needs: {', '.join(cls.ask_fields)}" if cls.ask_fields else ""))
 
 
 @app.command()
 def data(
-    task: TaskOpt = "sql",
+    task: TaskOpt = None,
     db: DbOpt = None,
     source: DataOpt = None,
-    rebuild: Annotated[bool, typer.Option(help="Rebuild even if the database exists.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild even if it exists.")] = False,
 ) -> None:
-    """Build the data a task needs. For sql: the synthetic MIMIC-IV-shaped database, seeded with the entities the questions ask about so gold SQL returns answers."""
-    from ehrforge.errors import UnknownNameError
+    """Build the data a task needs (for sql: the synthetic MIMIC-IV-shaped database, seeded with the entities the questions ask about so gold SQL returns answers)."""
+    from ehrforge.tasks import Capability
 
-    if task != "sql":
-        raise UnknownNameError(f"'ehrforge data' builds data for the sql task only, not '{task}'", "use `ehrforge synth --task " + task + "`")
-    from ehrforge.tasks.sql.recipe import ensure_database
-
-    path = ensure_database(db, source, rebuild=rebuild)
-    typer.echo(str(path))
-
-
-def _teacher(spec: str, task, cfg, sources: list[str], seed: int = 0):
-    """A teacher backend; ``simulated[:noise]`` is the offline stand-in teacher of the classify recipe."""
-    if spec.startswith("simulated"):
-        from ehrforge.errors import UnknownNameError
-
-        if task.name != "classify":
-            raise UnknownNameError(f"the simulated teacher exists for the classify task only, not {task.name}", "pass a real teacher backend")
-        from ehrforge.tasks.classify.simulated_teacher import simulated_teacher_for
-
-        _, _, noise = spec.partition(":")
-        return simulated_teacher_for(task, sources, noise_rate=float(noise) if noise else 0.25, seed=seed)
-    return _backend(spec, cfg)
+    cfg = _config(None, None, task=task)
+    if source:
+        cfg.data.source = source
+    t = _task(cfg, db=db)
+    t.require(Capability.DATA, "ehrforge data", f"use `ehrforge synth --task {t.name}` to write training data")
+    _writable(Path(db) if db and "://" not in db else None, "--db")
+    typer.echo(str(t.build_data(rebuild=rebuild)))
 
 
 label_app = typer.Typer(help="Label data with a teacher model, with a confidence per label; filter into kept labels and a review queue; merge reviews back.", no_args_is_help=False)
@@ -124,15 +170,15 @@ app.add_typer(label_app, name="label")
 @label_app.callback(invoke_without_command=True)
 def label(
     ctx: typer.Context,
-    task: TaskOpt = "classify",
-    teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec (openai:URL#model, a local model, or simulated[:noise] for classify).")] = None,
-    input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="Records to label (JSONL, or a folder/file of tables for classify).")] = None,
+    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose records are labelled.")] = "classify",
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec (openai:URL#model, a local model, or simulated[:noise] where the task has a stand-in).")] = None,
+    input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="Records to label (JSONL, or a folder/file in the task's format).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Labelled JSONL (re-running resumes).")] = None,
     method: Annotated[str, typer.Option(help="Confidence: auto, logprob, consistency, verbalised, agreement.")] = "auto",
-    samples: Annotated[int, typer.Option(help="Samples per record for self-consistency.")] = 1,
+    samples: Annotated[int, typer.Option(min=1, help="Samples per record for self-consistency.")] = 1,
     second_teacher: Annotated[Optional[str], typer.Option(help="Second teacher for the agreement method.")] = None,
-    retries: Annotated[int, typer.Option(help="Retries before a record is recorded as unlabelled.")] = 2,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature for self-consistency.")] = 0.7,
+    retries: Annotated[int, typer.Option(min=0, help="Retries before a record is recorded as unlabelled.")] = 2,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature for self-consistency.")] = 0.7,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -141,11 +187,11 @@ def label(
     if ctx.invoked_subcommand is not None:
         return
     from ehrforge.core.label import label_file
-    from ehrforge.errors import ConfigError
 
     missing = [f"--{name} is required" for name, v in (("teacher", teacher), ("input", input_), ("out", out)) if v is None]
     if missing:
         raise ConfigError(missing, "e.g. ehrforge label --task classify --teacher simulated --input tables.jsonl --out labelled.jsonl")
+    _writable(out, "--out")
     cfg = _config(config, set_, task=task, teacher=teacher)
     t = _task(cfg)
     stats = label_file(
@@ -161,15 +207,17 @@ def label_filter(
     in_: Annotated[Path, typer.Option("--in", help="Labelled JSONL from `ehrforge label`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Kept (confident) labels.")],
     review: Annotated[Path, typer.Option(help="Review queue JSONL (a CSV and an Argilla export are written beside it).")],
-    min_confidence: Annotated[float, typer.Option(help="Keep labels at or above this confidence (threshold strategy).")] = 0.9,
+    min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep labels at or above this confidence (threshold strategy).")] = 0.9,
     strategy: Annotated[str, typer.Option(help="threshold, top-fraction or per-label-top-fraction.")] = "threshold",
-    keep_fraction: Annotated[float, typer.Option(help="Fraction kept by the top-fraction strategies.")] = 0.5,
-    task: TaskOpt = "classify",
+    keep_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fraction kept by the top-fraction strategies.")] = 0.5,
+    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose labels are filtered.")] = "classify",
 ) -> None:
     """Keep confident labels; send the rest to a review queue a person can edit (JSONL, CSV, Argilla)."""
     from ehrforge.core.label import filter_labels
     from ehrforge.tasks import get_task
 
+    _writable(out, "--out")
+    _writable(review, "--review")
     stats = filter_labels(in_, out, review, strategy, min_confidence, keep_fraction=keep_fraction, labels=getattr(get_task(task), "labels", None))
     typer.echo(json.dumps(stats, indent=2, default=str))
 
@@ -178,13 +226,14 @@ def label_filter(
 def label_import_review(
     labelled: Annotated[Path, typer.Option(help="Labelled JSONL from `ehrforge label`.")],
     reviewed: Annotated[Path, typer.Option(help="The edited review file (JSONL, CSV or Argilla export).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Merged labels with provenance teacher / human / filtered-out.")],
-    task: TaskOpt = "classify",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged labels with provenance teacher / human / filtered-out / unreviewed.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose labels are merged.")] = "classify",
 ) -> None:
     """Merge reviewed labels back, recording where each label came from."""
     from ehrforge.core.label import import_review
     from ehrforge.tasks import get_task
 
+    _writable(out, "--out")
     t = get_task(task)
     stats = import_review(labelled, reviewed, out, labels=getattr(t, "labels", None), normalise=getattr(t, "normalise_label", None))
     typer.echo(json.dumps(stats, indent=2, default=str))
@@ -192,85 +241,83 @@ def label_import_review(
 
 @app.command()
 def synth(
-    task: TaskOpt,
+    task: Annotated[str, typer.Option("--task", "-t", help="Recipe to write training data for.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL (re-running resumes it).")],
-    n: Annotated[int, typer.Option("--n", help="How many items to generate.")] = 200,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many items to generate.")] = 200,
     teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec; default: the task's built-in generator.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (generation is deterministic for a seed).")] = 0,
-    entities: Annotated[Optional[str], typer.Option(help="Entity types to generate, e.g. Disease,Chemical (extract).")] = None,
+    entities: Annotated[Optional[str], typer.Option(help="Entity types to generate, e.g. Disease,Chemical (tasks with an 'entities' option).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Write synthetic training data for a task (calc notes, extract sentences with spans, fhirqa questions), validated, with progress, resumable."""
+    """Write synthetic training data for a task, validated, with progress, resumable."""
     from ehrforge.core.progress import console
-    from ehrforge.errors import UnknownNameError
+    from ehrforge.tasks import Capability
 
+    _writable(out, "--out")
     cfg = _config(config, set_, task=task, teacher=teacher)
     t = _task(cfg, entities=entities)
-    if not hasattr(t, "synthesize"):
-        raise UnknownNameError(f"the {t.name} task has no synthetic-data generator", "use `ehrforge label` to label your own data instead")
-    stats = t.synthesize(out, n=n, teacher=_backend(cfg.teacher, cfg) if cfg.teacher else None, seed=seed)
+    t.require(Capability.SYNTH, "ehrforge synth", "use `ehrforge label` to label your own data instead")
+    stats = t.synthesize(out, n=n, teacher=_load(cfg.teacher, t, cfg) if cfg.teacher else None, seed=seed)
     console.print(f"wrote {out}")
     typer.echo(json.dumps(stats, indent=2, default=str))
 
 
 @app.command("phi-check")
 def phi_check(
-    path: Annotated[Path, typer.Argument(help="A span JSONL file (e.g. from `ehrforge synth`).")],
-    text_key: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
+    path: Annotated[Path, typer.Argument(help="A JSONL file (e.g. from `ehrforge synth`); every line and every string field is checked.")],
+    text_key: Annotated[str, typer.Option(help="Field holding the main text (all string fields are checked).")] = "text",
 ) -> None:
-    """Scan synthetic text for PHI patterns (names, dates, MRNs, phones, e-mails) before sharing it; reports types and offsets only, never the text. Exits 1 when anything is found."""
+    """Scan text for PHI patterns (names, dates, MRNs, phones, e-mails) before sharing it; reports types and offsets only, never the text. Exits 1 when anything is found or a line cannot be read."""
     from ehrforge.tasks.extract.phi import phi_check_file
 
     report = phi_check_file(path, text_key=text_key)
     typer.echo(json.dumps(report, indent=2, default=str))
-    if report.get("records_with_phi", 0) > 0:
+    if report.get("records_with_phi", 0) > 0 or report.get("unreadable", 0) or report.get("findings", 0):
         raise typer.Exit(1)
 
 
 @app.command()
 def train(
-    task: TaskOpt = "sql",
+    task: TaskOpt = None,
     model: ModelOpt = "bundled",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the LoRA adapter.")] = Path("runs/model"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the trained model.")] = Path("runs/model"),
     source: DataOpt = None,
     db: DbOpt = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use at most this many training records.")] = None,
-    stage: Annotated[Optional[str], typer.Option(help="Training stage for tasks that have several: sft or grpo (calc).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Use at most this many training records.")] = None,
+    stage: Annotated[str, typer.Option(help="sft (supervised) or grpo (GRPO with the task's verifiable rewards; --model: an SFT output, or the base model for the no-SFT ablation).")] = "sft",
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Fine-tune a small local model with LoRA on a task's training split (resumes an interrupted run). --stage grpo continues with GRPO and the task's verifiable rewards (--model: the SFT adapter, or the base model for the no-SFT ablation)."""
-    from ehrforge.core.sft import SFTConfig, train_sft
-
-    cfg = _config(config, set_, task=task, model=model, db=db)
+    """Fine-tune a small local model on a task's training split (resumes an interrupted run). The folder records the task, its prompt format and how to run it, so eval, ask and serve load it as is."""
+    cfg = _config(config, set_, task=task, model=model)
     if source:
         cfg.data.source = source
     if limit:
         cfg.data.train_limit = limit
-    t = _task(cfg, stage=stage)
+    t = _task(cfg, db=db)
+    if stage not in t.stages():
+        raise ConfigError([f"--stage {stage}: the {t.name} task trains in stages: {', '.join(t.stages())}"])
+    if stage == "grpo":
+        _ready(t)  # rewards may read the task's resources (e.g. execute SQL)
+    _writable(out / "ehrforge_model.json", "--out")
     records = t.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed, source=cfg.data.source)
-    if getattr(t, "stage", "sft") == "grpo":
-        from ehrforge.core.grpo import GRPOSettings
-
-        path = t.train(records, cfg.model, out, GRPOSettings.from_mapping(cfg.grpo))
-    elif hasattr(t, "train"):
-        path = t.train(records, cfg.model, out, SFTConfig(**cfg.sft.model_dump()))
-    else:
-        path = train_sft(t, records, cfg.model, out, SFTConfig(**cfg.sft.model_dump()))
+    path = t.train(records, cfg.model, out, cfg.grpo if stage == "grpo" else cfg.sft, stage=stage)
     typer.echo(str(path))
 
 
 @app.command("eval")
 def eval_(
-    task: TaskOpt = "sql",
-    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model(s) to compare: name=spec or spec (repeatable).")] = None,
+    task: TaskOpt = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model(s) to compare: name=spec or spec (repeatable); default: bundled.")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="Also score a teacher (any backend spec, e.g. openai:http://host/v1#name).")] = None,
     source: DataOpt = None,
     db: DbOpt = None,
-    split: Annotated[str, typer.Option(help="Split to score.")] = "valid",
-    limit: Annotated[Optional[int], typer.Option(help="Score at most this many records (stratified).")] = None,
+    split: Annotated[str, typer.Option(help="Split to score (with --data: the split inside that file or folder).")] = "valid",
+    tune_on: Annotated[Optional[str], typer.Option(help="Tune the task's decision threshold on this split first (tasks that have one).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Score at most this many records (stratified).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
+    predictions_out: Annotated[Optional[Path], typer.Option("--predictions-out", help="Write one JSON line per record and model: id, prediction or abstention (reason, confidence), gold.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -278,22 +325,32 @@ def eval_(
     from ehrforge.core.evaluate import evaluate
     from ehrforge.core.io import atomic_write_json
     from ehrforge.core.progress import console
+    from ehrforge.tasks import Capability
 
-    cfg = _config(config, set_, task=task, db=db)
+    _writable(json_out, "--json")
+    _writable(predictions_out, "--predictions-out")
+    cfg = _config(config, set_, task=task)
     if source:
         cfg.data.source = source
-    _default_database(cfg)
-    t = _task(cfg)
+    t = _task(cfg, db=db)
+    _ready(t)
     records = t.load(split, limit=limit or cfg.data.valid_limit, seed=cfg.data.seed, source=cfg.data.source)
+    dev = None
+    if tune_on:
+        t.require(Capability.TUNE, "--tune-on", "drop --tune-on: this task has no decision threshold")
+        dev = t.load(tune_on, limit=cfg.data.valid_limit, seed=cfg.data.seed, source=cfg.data.source)
     specs: dict[str, str] = {}
     for item in model or [cfg.model]:
         name, sep, spec = item.partition("=")
         specs[name if sep else Path(item).name or item] = spec if sep else item
-    backends = {name: _backend(spec, cfg) for name, spec in specs.items()}
+    if not model:
+        console.print(f"evaluating the {cfg.model} model on {len(records)} records (choose models with --model)")
+    backends = {name: _load(spec, t, cfg) for name, spec in specs.items()}
     if teacher:
         backends["teacher"] = _teacher(teacher, t, cfg, [source] if source else [], cfg.data.seed)
-    results = evaluate(t, backends, records, batch_size=cfg.batch_size)
-    console.print(t.results_table(results, f"{t.name} · {split} · n={len(records)}"))
+    results = evaluate(t, backends, records, dev=dev, batch_size=cfg.batch_size, predictions_out=predictions_out)
+    where = Path(cfg.data.source).name if cfg.data.source else split
+    console.print(t.results_table(results, f"{t.name} · {where} · n={len(records)}"))
     if json_out:
         atomic_write_json(json_out, results)
     else:
@@ -303,38 +360,47 @@ def eval_(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in plain language.")],
-    task: TaskOpt = "sql",
+    task: TaskOpt = None,
     model: ModelOpt = "bundled",
     db: DbOpt = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Abstain when token entropy exceeds this (sql).")] = None,
-    patient: Annotated[Optional[str], typer.Option(help="Patient id (fhirqa).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Abstain when the uncertainty exceeds this (tasks with a threshold option; finite, >= 0).")] = None,
+    patient: Annotated[Optional[str], typer.Option(help="Shortcut for --context patient_id=ID.")] = None,
+    context: Annotated[Optional[list[str]], typer.Option("--context", "-x", help="What the task's ask needs besides the question: key=value or key=@file (see `ehrforge tasks`).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Ask one question. Prints the answer (for sql: the SQL and the result table) with a confidence, or an abstention with its reason."""
+    from ehrforge.core.loader import trained_task
+
+    cfg = _config(config, set_, task=task or trained_task(model), model=model)
+    t = _task(cfg, db=db, threshold=threshold)
+    _ready(t)
+    extra = _context(context)
+    if patient:
+        extra["patient_id"] = patient
+    backend = _load(cfg.model, t, cfg)
+    reply = t.ask(backend, question, **extra)
+    if as_json:
+        typer.echo(json.dumps(reply, indent=2, default=str))
+        return
+    _print_reply(reply)
+
+
+def _print_reply(reply: dict[str, Any]) -> None:
     from rich.table import Table
 
     from ehrforge.core.progress import console
 
-    cfg = _config(config, set_, task=task, model=model, db=db)
-    _default_database(cfg)
-    t = _task(cfg, threshold=threshold)
-    backend = _backend(cfg.model, cfg)
-    context = {"patient_id": patient} if patient else {}
-    reply = t.ask(backend, question, **context)
-    if as_json:
-        typer.echo(json.dumps(reply, indent=2, default=str))
-        return
     out = console.__class__()  # stdout console for the answer itself
     if reply.get("abstained"):
-        out.print(f"[bold yellow]I can't answer that reliably[/] — {reply.get('reason')} (confidence {reply.get('confidence', 0):.2f})")
-        if reply.get("answer") and reply["answer"].get("sql"):
-            out.print(f"[dim]rejected SQL: {reply['answer']['sql']}[/]")
+        out.print(f"[bold yellow]I can't answer that reliably[/] — {reply.get('reason')} (confidence {reply.get('confidence', 0):.2f})", highlight=False)
+        if isinstance(reply.get("answer"), dict) and reply["answer"].get("sql"):
+            out.print(f"[dim]rejected SQL: {reply['answer']['sql']}[/]", highlight=False)
         return
-    answer = reply["answer"] or {}
+    answer = reply["answer"] if isinstance(reply.get("answer"), dict) else {"answer": reply.get("answer")}
     if "sql" in answer:
-        out.print(f"[bold]SQL[/] {answer['sql']}")
+        out.print(f"[bold]SQL[/] {answer['sql']}", highlight=False)
     if "rows" in answer:
         table = Table(*answer.get("columns", []))
         for row in answer["rows"][:50]:
@@ -344,7 +410,7 @@ def ask(
             out.print(f"[dim]({len(answer['rows'])} rows; showing 50{', truncated at the row limit' if answer.get('truncated') else ''})[/]")
     for key, value in answer.items():
         if key not in ("sql", "rows", "columns", "truncated"):
-            out.print(f"[bold]{key}[/] {value}")
+            out.print(f"[bold]{key}[/] {value}", highlight=False)
     out.print(f"confidence {reply.get('confidence', 0):.2f}")
 
 
@@ -353,25 +419,23 @@ def serve(
     model: ModelOpt = "bundled",
     db: DbOpt = None,
     host: Annotated[str, typer.Option(help="Address to bind; a non-loopback address requires issued tokens.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
     tokens_file: Annotated[Optional[str], typer.Option(help="Bearer tokens, one 'name:token' per line (or $EHRFORGE_SERVE_TOKENS).")] = None,
     audit_log: Annotated[Optional[str], typer.Option(help="Append who-asked-what (hashed) to this JSONL file.")] = None,
     cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow this browser origin (CORS is off by default; repeatable).")] = None,
-    log_patient_text: Annotated[bool, typer.Option(help="Also write question text into the audit log (off by default).")] = False,
-    workers: Annotated[int, typer.Option(help="Concurrent model workers.")] = 1,
-    queue_size: Annotated[int, typer.Option(help="Requests that may wait; more get 503.")] = 32,
-    rate_per_minute: Annotated[float, typer.Option(help="Requests per minute per token.")] = 120.0,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 64 * 1024,
-    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Serve only these tasks (default: all that can answer).")] = None,
+    log_patient_text: Annotated[bool, typer.Option("--log-patient-text", help="Also write question text into the audit log (off by default).")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Concurrent model workers.")] = 1,
+    queue_size: Annotated[int, typer.Option(min=1, help="Requests that may wait; more get 503.")] = 64,
+    rate_per_minute: Annotated[float, typer.Option(min=0.1, help="Requests per minute per token.")] = 120.0,
+    max_body_bytes: Annotated[int, typer.Option(min=1024, help="Largest request body (413 above).")] = 64 * 1024,
+    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Serve only these tasks (default: the task a trained folder was made for, else all that load).")] = None,
     model_name: Annotated[Optional[str], typer.Option(help="Model id reported by /v1/models.")] = None,
 ) -> None:
     """Serve a model privately: OpenAI-compatible /v1/chat/completions, /v1/<task>/ask endpoints that answer or abstain, and a web page. Token auth, size and rate limits, bounded queue, hashed audit log."""
     from ehrforge.core.serve import run as serve_run
 
-    if db is None and (not task or "sql" in task):
-        from ehrforge.tasks.sql.recipe import ensure_database
-
-        db = str(ensure_database(None, None))
+    if audit_log:
+        _writable(Path(audit_log), "--audit-log")
     serve_run.serve(model, db, host=host, port=port, tokens_file=tokens_file, audit_log=audit_log,
                     cors_origins=cors_origin or (), log_patient_text=log_patient_text, workers=workers,
                     queue_size=queue_size, rate_per_minute=rate_per_minute, max_body_bytes=max_body_bytes,
@@ -388,10 +452,10 @@ def export(
     """Export a trained model: a GGUF file for llama.cpp CPU serving, or a merged HF folder for vLLM."""
     from ehrforge.core.export import export_gguf, export_merged
     from ehrforge.core.models import resolve_model
-    from ehrforge.errors import ConfigError
 
     if gguf is None and merged is None:
         raise ConfigError(["nothing to export"], "pass --gguf OUT.gguf and/or --merged OUT_DIR")
+    _writable(gguf, "--gguf")
     source = resolve_model(model)
     if merged is not None:
         typer.echo(str(export_merged(source, merged)))
@@ -401,29 +465,44 @@ def export(
 
 @app.command()
 def demo(
+    task: TaskOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (reused to resume).")] = Path("runs/demo"),
-    train_limit: Annotated[int, typer.Option(help="Training questions (stratified sample).")] = 200,
-    valid_limit: Annotated[int, typer.Option(help="Questions in each of dev/test.")] = 20,
-    steps: Annotated[int, typer.Option(help="LoRA optimisation steps (batch 4); sized to finish in ~10 min on 2 CPU cores.")] = 16,
-    max_new_tokens: Annotated[int, typer.Option(help="Generation budget per answer.")] = 192,
-    stages: Annotated[int, typer.Option(help="1: SFT; 2: also self-training on pseudo-labelled unanswerable questions.")] = 1,
+    train_limit: Annotated[int, typer.Option(min=1, help="Training records (stratified sample).")] = 200,
+    valid_limit: Annotated[int, typer.Option(min=1, help="Records in each of dev/test.")] = 20,
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps; sized for 2 CPU cores.")] = 16,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Generation budget per answer.")] = 192,
+    stages: Annotated[int, typer.Option(min=1, max=2, help="1: SFT; 2: also the recipe's second stage (sql: self-training).")] = 1,
     model: ModelOpt = "bundled",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the demo's figures (wall_s, peak_rss_mb, rows) here.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """The SQL recipe end to end on bundled data: build the synthetic EHR database, load the bundled model, LoRA fine-tune briefly, tune the abstention threshold, and print base vs fine-tuned reliability scores."""
-    from ehrforge.core.evaluate import metrics_table
-    from ehrforge.core.progress import console
-    from ehrforge.tasks.sql.recipe import TABLE_KEYS, run_sql_recipe
+    """A recipe end to end on bundled data (default: sql — build the synthetic EHR database, load the bundled model, fine-tune briefly, tune the abstention threshold, and print base vs fine-tuned reliability scores)."""
+    import time
 
+    from ehrforge.core.evaluate import peak_rss_mb
+    from ehrforge.core.io import atomic_write_json
+    from ehrforge.core.progress import console
+    from ehrforge.core.report import metrics_table
+    from ehrforge.tasks import Capability
+
+    start = time.perf_counter()
+    _writable(json_out, "--json")
     cfg = _config(config, [f"sft.max_steps={steps}", "sft.learning_rate=1e-3", "sft.max_seq_len=1024", *(set_ or [])],
-                  task="sql", model=model, output_dir=out, max_new_tokens=max_new_tokens)
+                  task=task, model=model, output_dir=out, max_new_tokens=max_new_tokens)
     cfg.data.train_limit = cfg.data.train_limit or train_limit
     cfg.data.valid_limit = cfg.data.valid_limit or valid_limit
-    result = run_sql_recipe(cfg, stages=stages)
-    console.print(metrics_table(result["rows"], title=f"EHRSQL reliability on the synthetic DB · test n={result['sizes']['test']}", keys=TABLE_KEYS))
-    typer.echo(json.dumps({k: {m: v for m, v in row.items() if m in TABLE_KEYS} for k, row in result["rows"].items()}, default=str))
-    console.print(f"results: {Path(out) / 'sql_results.json'}")
+    t = _task(cfg)
+    t.require(Capability.DEMO, "ehrforge demo", "the sql task has a demo: ehrforge demo --task sql")
+    result = t.demo(cfg, stages=stages)
+    keys = result.get("table_keys")
+    console.print(metrics_table(result["rows"], title=f"{t.name} demo · test n={result['sizes']['test']}", keys=keys))
+    figures = {"wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+               "rows": result["rows"], "sizes": result["sizes"]}
+    typer.echo(json.dumps({k: {m: v for m, v in row.items() if not keys or m in keys} for k, row in result["rows"].items()}, default=str))
+    if json_out:
+        atomic_write_json(json_out, figures)
+    console.print(f"results: {Path(out) / f'{t.name}_results.json'}")
 
 
 def _quiet_libraries() -> None:

@@ -6,76 +6,63 @@ All problems are reported at once (``ConfigError`` lists every bad field), befor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from ehrforge.core.grpo import GRPOSettings
+from ehrforge.core.settings import Settings, problems_of
+from ehrforge.core.sft import SFTSettings
 from ehrforge.errors import ConfigError, closest
+from ehrforge.tasks import DEFAULT_TASK, option_problems, task_names
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SFTSettings(Strict):
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = -1
-    learning_rate: float = Field(2e-4, gt=0, lt=1)
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    max_seq_len: int = Field(1024, ge=32)
-    seed: int = 0
-    save_steps: int = Field(50, ge=1)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = "auto"
-
-
-class AbstentionSettings(Strict):
-    #: how per-token entropies become one uncertainty score
-    entropy: Literal["max", "mean"] = "max"
-    #: the penalty c of RS(c) the threshold is tuned for on the dev split
-    target_penalty: int = Field(10, ge=0)
-    #: fixed threshold; null = tune on the dev split
-    threshold: float | None = None
-    #: abstain when the SQL errors, violates the guard, or returns no rows
-    execution_filter: bool = True
-
-
-class DataSettings(Strict):
-    source: str | None = None  # None: bundled subset, or ../shared when present
+class DataSettings(Settings):
+    source: str | None = None  # None: the task's bundled data, or ../shared when present
     train_limit: int | None = Field(None, ge=1)
     valid_limit: int | None = Field(None, ge=1)
     seed: int = 0
 
 
-class RunConfig(Strict):
-    task: str = "sql"
+class RunConfig(Settings):
+    task: str = DEFAULT_TASK
     model: str = "bundled"
     teacher: str | None = None
     output_dir: Path = Path("runs")
-    db: str | None = None  # a file path or a postgresql:// URL (a Path would mangle the URL)
     data: DataSettings = DataSettings()
     sft: SFTSettings = SFTSettings()
-    abstention: AbstentionSettings = AbstentionSettings()
-    self_training: bool = True
+    #: e.g. --set grpo.num_generations=8 --set grpo.beta=0.04
+    grpo: GRPOSettings = GRPOSettings()
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int | None = Field(None, ge=1)
+    #: validated against the task's own ``Options`` model (``ehrforge.tasks.<task>``)
     task_options: dict[str, Any] = Field(default_factory=dict)
-    #: GRPO settings (see ehrforge.core.grpo.GRPOSettings), e.g. --set grpo.num_generations=8 --set grpo.beta=0.04
-    grpo: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
-        from ehrforge.tasks import task_names
-
         if value not in task_names():
             raise ValueError(f"unknown task '{value}', {closest(value, task_names())}")
         return value
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 - PyYAML's signature
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _coerce(text: str) -> Any:
@@ -114,8 +101,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         if not path.exists():
             raise ConfigError([f"config file not found: {path}"], "check the --config path")
+        if not path.is_file():
+            raise ConfigError([f"config {path} is not a file"], "pass a YAML file to --config")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError([f"config {path} is not UTF-8 text"], "pass a YAML file to --config") from None
+        except OSError as exc:
+            raise ConfigError([f"config {path} cannot be read ({exc.strerror})"], "check the file's permissions") from None
+        try:
+            loaded = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        except _DuplicateKey as exc:
+            raise ConfigError([f"{path}: setting '{exc.key}' appears twice (line {exc.line})"], "keep one of them") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -130,20 +127,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "config"
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown setting"
-            problems.append(f"{loc}: {msg}")
-        raise ConfigError(problems) from None
-    if config.grpo:
-        from ehrforge.core.grpo import GRPOSettings
-
-        try:
-            GRPOSettings.from_mapping(config.grpo).validate()
-        except ConfigError as exc:
-            problems += [f"grpo: {p}" for p in exc.problems]
-    if problems:
+        problems += problems_of(exc)
+        config = None
+    task = data.get("task", DEFAULT_TASK)
+    if isinstance(task, str) and task in task_names() and isinstance(data.get("task_options", {}), dict):
+        problems += option_problems(task, data.get("task_options", {}))
+    if problems or config is None:
         raise ConfigError(problems)
     return config

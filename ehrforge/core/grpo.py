@@ -15,111 +15,56 @@ import csv
 import io
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
+from ehrforge.core.loader import model_card
 from ehrforge.core.io import atomic_open, atomic_write_text
 from ehrforge.core.progress import training_progress_callback
-from ehrforge.errors import ConfigError, DataError
-from ehrforge.tasks.base import Record, RewardFn, Task
+from ehrforge.core.settings import Settings, build
+from ehrforge.errors import DataError
+
+if TYPE_CHECKING:  # the task interface is only a type here: core never imports a recipe
+    from ehrforge.tasks.base import Record, RewardFn, Task
 
 
-@dataclass
-class GRPOSettings:
-    num_generations: int = 4  # group size: completions per prompt
-    prompts_per_step: int = 2  # prompts per optimiser step (per device)
-    beta: float = 0.04  # KL weight (0 disables the reference model and saves memory)
-    learning_rate: float = 1e-5
-    max_steps: int = 30
-    max_completion_length: int = 256
-    temperature: float = 1.0
-    num_iterations: int = 1  # optimisation passes per generated batch (μ in the GRPO paper)
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+class GRPOSettings(Settings):
+    """GRPO settings: the one declaration used by the run config (``grpo:`` block, ``--set grpo.x=``) and the trainer.
+
+    >>> GRPOSettings.from_mapping({"num_generations": "8", "beta": "0"}).num_generations
+    8
+    >>> GRPOSettings.from_mapping({"beta": "x", "group": 2})
+    Traceback (most recent call last):
+    ...
+    ehrforge.errors.ConfigError: invalid configuration: grpo.beta: Input should be a valid number, unable to parse string as a number; grpo.group: unknown setting — fix the listed fields and run again
+    """
+
+    num_generations: int = Field(4, ge=2)  # group size: advantages are relative within a group, so at least 2
+    prompts_per_step: int = Field(2, ge=1)  # prompts per optimiser step (per device)
+    beta: float = Field(0.04, ge=0)  # KL weight (0 disables the reference model and saves memory)
+    learning_rate: float = Field(1e-5, gt=0, lt=1)
+    max_steps: int = Field(30, ge=1)
+    max_completion_length: int = Field(256, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    num_iterations: int = Field(1, ge=1)  # optimisation passes per generated batch (μ in the GRPO paper)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     reward_weights: list[float] | None = None
     seed: int = 0
-    save_steps: int = 10
-    logging_steps: int = 1
-    dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    save_steps: int = Field(10, ge=1)
+    logging_steps: int = Field(1, ge=1)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
 
-    def problems(self) -> list[str]:
-        out = []
-        for name in (
-            "num_generations",
-            "prompts_per_step",
-            "max_steps",
-            "max_completion_length",
-            "num_iterations",
-            "lora_r",
-            "save_steps",
-            "logging_steps",
-        ):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                out.append(f"{name} must be a positive integer (got {getattr(self, name)!r})")
-        if isinstance(self.num_generations, int) and self.num_generations < 2:
-            out.append("num_generations must be at least 2 (advantages are relative within a group)")
-        if not self.learning_rate > 0:
-            out.append(f"learning_rate must be > 0 (got {self.learning_rate})")
-        if self.beta < 0:
-            out.append(f"beta must be >= 0 (got {self.beta})")
-        if not self.temperature > 0:
-            out.append(f"temperature must be > 0 (got {self.temperature})")
-        if not 0 <= self.lora_dropout < 1:
-            out.append(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            out.append(f"dtype must be auto, float32, bfloat16 or float16 (got '{self.dtype}')")
-        return out
-
-    def validate(self) -> GRPOSettings:
-        problems = self.problems()
-        if problems:
-            raise ConfigError(problems)
-        return self
-
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> GRPOSettings:
-        """Build from CLI-style ``key=value`` strings or a YAML mapping; lists every bad key/value at once.
-
-        >>> GRPOSettings.from_mapping({"num_generations": "8", "beta": "0"}).num_generations
-        8
-        >>> GRPOSettings.from_mapping({"beta": "x", "group": 2})
-        Traceback (most recent call last):
-        ...
-        ehrforge.errors.ConfigError: invalid configuration: beta must be a number (got 'x'); unknown setting 'group' — fix the listed fields and run again
-        """
-        known = {f.name: f for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        problems = []
-        for key, raw in values.items():
-            if key not in known:
-                problems.append(f"unknown setting '{key}'")
-                continue
-            default = getattr(cls(), key)
-            try:
-                if isinstance(default, bool):
-                    kwargs[key] = str(raw).lower() in ("1", "true", "yes")
-                elif isinstance(default, int):
-                    kwargs[key] = int(raw)
-                elif isinstance(default, float):
-                    kwargs[key] = float(raw)
-                elif isinstance(default, list) or key == "reward_weights":
-                    items = raw if isinstance(raw, list) else [x for x in str(raw).split(",") if x]
-                    kwargs[key] = [float(x) for x in items] if key == "reward_weights" else [str(x) for x in items]
-                else:
-                    kwargs[key] = raw
-            except (TypeError, ValueError):
-                kind = (
-                    "an integer" if isinstance(default, int) else "a number" if isinstance(default, float) else "a list"
-                )
-                problems.append(f"{key} must be {kind} (got '{raw}')")
-        if problems:
-            raise ConfigError(problems)
-        return cls(**kwargs).validate()
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> GRPOSettings:
+        """Build from CLI-style strings or a YAML mapping; every bad key/value listed at once."""
+        return build(cls, values, prefix="grpo.")
 
 
 def train_grpo(
@@ -137,7 +82,7 @@ def train_grpo(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    settings = (settings or GRPOSettings()).validate()
+    settings = settings or GRPOSettings()
     rewards = list(reward_funcs if reward_funcs is not None else task.rewards())
     problems = []
     if not records:
@@ -198,10 +143,10 @@ def train_grpo(
         out,
         {
             "base_model": base_model_spec(base_model),
-            "task": task.name,
+            **model_card(task),
             "stage": "grpo",
             "train_records": len(records),
-            "grpo": asdict(settings),
+            "grpo": settings.model_dump(),
             "rewards": [getattr(f, "__name__", str(f)) for f in rewards],
             "steps": result.global_step,
             "resumed_from": checkpoint.name if checkpoint else None,

@@ -11,34 +11,48 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator
 
 from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
+from ehrforge.core.loader import model_card
 from ehrforge.core.progress import training_progress_callback
+from ehrforge.core.settings import Settings
 from ehrforge.errors import DataError
-from ehrforge.tasks.base import Record, Task
+
+if TYPE_CHECKING:  # the task interface is only a type here: core never imports a recipe
+    from ehrforge.tasks.base import Record, Task
 
 
-@dataclass
-class SFTConfig:
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    learning_rate: float = 2e-4
-    batch_size: int = 4
-    grad_accum: int = 1
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    max_seq_len: int = 1024
+class SFTSettings(Settings):
+    """LoRA SFT settings: the one declaration used by the run config (``sft:`` block, ``--set sft.x=``) and the
+    trainer alike."""
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1)  # > 0 overrides epochs; 0 is rejected (it used to run one step)
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    max_seq_len: int = Field(1024, ge=32)
     seed: int = 0
-    warmup_steps: int = 0
-    save_steps: int = 50
-    logging_steps: int = 5
-    dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    warmup_steps: int = Field(0, ge=0)
+    save_steps: int = Field(50, ge=1)
+    logging_steps: int = Field(5, ge=1)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
+
+    @field_validator("max_steps")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (use epochs) or a positive number of steps")
+        return value
 
 
 def train_sft(
@@ -46,7 +60,7 @@ def train_sft(
     records: Sequence[Record],
     base_model: str,
     out_dir: str | os.PathLike,
-    cfg: SFTConfig | None = None,
+    cfg: SFTSettings | None = None,
     *,
     resume: bool = True,
     extra_rows: Sequence[dict[str, Any]] = (),
@@ -56,7 +70,7 @@ def train_sft(
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    cfg = cfg or SFTConfig()
+    cfg = cfg or SFTSettings()
     if not records and not extra_rows:
         raise DataError("no training records", "check the data split or filter settings")
     out = Path(out_dir)
@@ -114,11 +128,11 @@ def train_sft(
         out,
         {
             "base_model": base_model_spec(base_model),
-            "task": task.name,
+            **model_card(task),
             "train_records": len(records),
             "examples_kept_after_truncation": kept,
             "extra_rows": len(extra_rows),
-            "sft": asdict(cfg),
+            "sft": cfg.model_dump(),
             "train_loss": result.training_loss,
             "steps": result.global_step,
             "resumed_from_step": resumed_from,

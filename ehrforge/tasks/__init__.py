@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 
-from ehrforge.errors import ConfigError, UnknownNameError, closest
-from ehrforge.tasks.base import Task
+from ehrforge.errors import UnknownNameError, closest
+from ehrforge.tasks.base import Capability, Task
+
+__all__ = ["TASKS", "DEFAULT_TASK", "Capability", "Task", "get_task", "option_problems", "task_class", "task_names"]
 
 #: name -> "module:Class" (imported lazily so `ehrforge --help` stays fast)
 TASKS: dict[str, str] = {
@@ -24,24 +25,37 @@ def task_names() -> list[str]:
     return sorted(TASKS)
 
 
+#: the task a bare ``ehrforge ask/eval/train/demo/serve`` runs (one place for the default)
+DEFAULT_TASK = "sql"
+
+
+def task_class(name: str) -> type[Task]:
+    """The registered class (imported on first use); an unknown name suggests the closest one."""
+    if name not in TASKS:
+        raise UnknownNameError(f"unknown task '{name}'", closest(name, task_names()))
+    module, _, cls = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def option_problems(name: str, options: dict[str, object]) -> list[str]:
+    """Problems with ``task_options`` for a task, without building it (config validation lists them with the rest)."""
+    from pydantic import ValidationError
+
+    from ehrforge.core.settings import problems_of
+
+    try:
+        task_class(name).Options.model_validate(options)
+    except ValidationError as exc:
+        return problems_of(exc, "task_options.")
+    return []
+
+
 def get_task(name: str, **options: object) -> Task:
-    """Instantiate a registered task; an unknown name suggests the closest one.
+    """Instantiate a registered task with typed options; an unknown name suggests the closest one.
 
     >>> get_task("sqll")
     Traceback (most recent call last):
     ...
     ehrforge.errors.UnknownNameError: unknown task 'sqll' — did you mean 'sql'? (known: calc, classify, eligibility, extract, fhirqa, sql)
     """
-    if name not in TASKS:
-        raise UnknownNameError(f"unknown task '{name}'", closest(name, task_names()))
-    module, _, cls = TASKS[name].partition(":")
-    factory = getattr(importlib.import_module(module), cls)
-    accepted = inspect.signature(factory).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-        unknown = [k for k in options if k not in accepted]
-        if unknown:
-            raise ConfigError(
-                [f"task_options.{k}: the {name} task has no option '{k}'" for k in unknown],
-                f"{name} options: {', '.join(accepted) or 'none'}",
-            )
-    return factory(**options)
+    return task_class(name)(**options)

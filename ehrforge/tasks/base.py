@@ -1,36 +1,130 @@
-"""The task plug-in interface. Every recipe (sql, fhirqa, classify, extract, calc) is one :class:`Task`.
+"""The task plug-in contract. Every recipe (sql, fhirqa, classify, extract, calc, …) is one :class:`Task`.
 
 A task knows how to *load* its records, turn one into a chat *prompt*, give the *target* completion used for
 supervised fine-tuning, *parse* a model's generation into an :class:`Answer` or :class:`Abstain`, *score* a list of
 predictions with its own metric, and list the *rewards* used by GRPO. Records are plain dicts with a string ``id``
-(so they round-trip through JSONL and ``datasets``). The lifecycle steps in ``ehrforge.core`` only talk to this
-interface.
+(so they round-trip through JSONL and ``datasets``).
+
+A task declares, like a plugin of simonw/llm:
+
+* ``Options`` - a typed settings model (unknown keys are errors); ``--set task_options.x=…`` and a YAML
+  ``task_options:`` block are validated against it, every problem listed at once;
+* ``capabilities`` - the optional hooks it implements (see :class:`Capability`). The CLI verbs, the server and the
+  evaluation loop dispatch on these, never on a task's name;
+* ``ask_fields`` - the context fields an ``ask`` needs besides the question (e.g. a patient id, a note).
+
+The lifecycle steps in ``ehrforge.core`` only talk to this interface.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar
 
-from ehrforge.core.types import Generation, Message, Prediction
+from pydantic import Field
+
+from ehrforge.core.settings import Settings, build
+from ehrforge.core.types import Abstain, Generation, Message, Prediction
+from ehrforge.errors import EhrforgeError, UnknownNameError
 
 Record = dict[str, Any]
-#: TRL-style reward: ``(completions, **columns) -> list[float]``.
-RewardFn = Callable[..., list[float]]
+#: TRL-style reward: ``(completions, **columns) -> list[float | None]`` (None: this row cannot be scored).
+RewardFn = Callable[..., list[float | None]]
+
+
+#: the longest question an ``ask`` passes to a model (a 100 KB paste is refused with a reason, not truncated)
+MAX_QUESTION_CHARS = 4000
+
+
+class Capability(str, Enum):
+    """Optional hooks a task implements. Each names the method that provides it."""
+
+    #: ``build_data(rebuild)``: a data-building step (``ehrforge data``), e.g. the synthetic EHR database
+    DATA = "data"
+    #: ``check_ready()`` opens a resource (a database) at start-up, so a bad one fails before any work
+    RESOURCES = "resources"
+    #: ``synthesize(out, n, teacher, seed)``: synthetic training data (``ehrforge synth``)
+    SYNTH = "synth"
+    #: ``train(records, base_model, out, settings, stage)`` is the task's own (e.g. an encoder head, or stacking)
+    CUSTOM_TRAINING = "custom_training"
+    #: ``load_predictor(folder, manifest)``: trained folders run by a non-chat predictor (an encoder head)
+    PREDICTOR = "predictor"
+    #: ``tune(backend, dev, batch_size)``: a decision threshold tuned on a dev split before scoring
+    TUNE = "tune"
+    #: ``demo(cfg)``: the recipe end to end on bundled data (``ehrforge demo``)
+    DEMO = "demo"
+    #: prompts include retrieved demonstrations (``ehrforge.core.retrieval``)
+    RETRIEVAL = "retrieval"
+    #: ``stand_in_teacher(noise, sources, seed)``: an offline simulated teacher (``--teacher simulated[:noise]``),
+    #: for controlled-noise experiments; always named as a stand-in in results
+    STAND_IN_TEACHER = "stand_in_teacher"
+
+
+class TaskOptions(Settings):
+    """Options every task accepts; a task's own ``Options`` subclasses this."""
+
+    #: generation budget per answer; None = the task's default
+    max_new_tokens: int | None = Field(None, ge=1, le=8192)
+
+
+class UnsupportedError(UnknownNameError):
+    """A verb asked of a task that lacks the capability."""
 
 
 class Task(ABC):
-    name: str = ""
-    summary: str = ""
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     #: the headline metric key in :meth:`score`'s result
-    metric: str = ""
-    #: generation budget for this task's answers
-    max_new_tokens: int = 256
+    metric: ClassVar[str] = ""
+    #: default generation budget for this task's answers (``options.max_new_tokens`` overrides it)
+    default_max_new_tokens: ClassVar[int] = 256
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: context an ``ask`` needs besides the question: name -> help text (all required)
+    ask_fields: ClassVar[dict[str, str]] = {}
+    #: training stages a task offers; GRPO is offered whenever the task has rewards
+    training_stages: ClassVar[tuple[str, ...]] = ("sft", "grpo")
 
+    def __init__(self, **options: Any) -> None:
+        self.options = build(self.Options, options, prefix="task_options.", hint=self.options_hint())
+        self.setup()
+
+    @classmethod
+    def options_hint(cls) -> str:
+        return f"{cls.name} task options: {', '.join(cls.Options.model_fields) or 'none'}"
+
+    def setup(self) -> None:
+        """Derive state from ``self.options`` (called once by ``__init__``); the options are already valid."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Options read as attributes (task.db, task.context_tokens) keep recipe code short.
+        options = self.__dict__.get("options")
+        if options is not None and name in type(options).model_fields:
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.options.max_new_tokens or self.default_max_new_tokens
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def require(self, capability: Capability, verb: str, hint: str) -> None:
+        """Fail with one line when a verb needs a capability this task lacks."""
+        if capability not in self.capabilities:
+            raise UnsupportedError(f"the {self.name} task has no {capability.value} step ({verb})", hint)
+
+    # -- the recipe ---------------------------------------------------------------------------------------------
     @abstractmethod
     def load(self, split: str, *, limit: int | None = None, seed: int = 0, source: str | None = None) -> list[Record]:
-        """Records of a split (``train``/``valid``/``test``); ``source`` overrides the default data location."""
+        """Records of a split (``train``/``valid``/``test``); ``source`` may be any file or folder in the task's
+        format, including a split the project has never seen."""
 
     @abstractmethod
     def prompt(self, record: Record) -> list[Message]:
@@ -52,6 +146,13 @@ class Task(ABC):
         """Reward functions for GRPO (none by default)."""
         return []
 
+    def gold(self, record: Record) -> Any:
+        """The gold answer written beside each prediction in ``--predictions-out`` (None where unknown)."""
+        try:
+            return self.target(record)
+        except (KeyError, TypeError, ValueError, EhrforgeError):  # unlabelled records have no gold
+            return None
+
     def sft_example(self, record: Record) -> dict[str, Any]:
         """A conversational prompt/completion row for TRL (loss on the completion only, any chat template)."""
         return {"prompt": self.prompt(record), "completion": [{"role": "assistant", "content": self.target(record)}]}
@@ -60,17 +161,45 @@ class Task(ABC):
         """A GRPO row: the prompt plus every column the reward functions need."""
         return {"prompt": self.prompt(record), **{k: v for k, v in record.items() if k != "prompt"}}
 
-    def ask(self, backend: Any, question: str, **context: Any) -> dict[str, Any]:
-        """Answer one free-text question (CLI ``ask``, server ``/v1/<task>/ask``); tasks needing context override."""
-        record = {"id": "ask", "question": question, **context}
-        return reply_from_prediction(self.predict(backend, [record], batch_size=1)[0])
+    # -- the prompt format recorded with a trained model (litgpt's saved prompt style) ---------------------------
+    def prompt_fingerprint(self) -> str:
+        """Text that changes whenever the prompt changes; tasks with templates or prompt options extend it."""
+        return inspect.getsource(type(self).prompt)
 
-    def results_table(self, results: dict[str, dict[str, float]], title: str = "") -> Any:
-        """How ``ehrforge eval`` shows this task's results (one row per model by default)."""
-        from ehrforge.core.evaluate import metrics_table
+    def prompt_format(self) -> dict[str, str]:
+        """``{"name", "hash"}`` saved in every trained folder; a mismatch on load warns."""
+        style = getattr(self.options, "prompt", None) or "default"
+        digest = hashlib.sha256(self.prompt_fingerprint().encode()).hexdigest()[:12]
+        return {"name": f"{self.name}/{style}", "hash": digest}
 
-        return metrics_table(results, title=title)
+    def manifest_extras(self) -> dict[str, Any]:
+        """Task state saved with a trained model (e.g. a tuned threshold); restored by :meth:`restore`."""
+        return {}
 
+    def restore(self, manifest: dict[str, Any]) -> None:
+        """Apply what a trained model's manifest recorded (called by the model loader)."""
+
+    # -- training -----------------------------------------------------------------------------------------------
+    def stages(self) -> tuple[str, ...]:
+        """The stages ``ehrforge train --stage`` accepts for this task."""
+        return tuple(s for s in self.training_stages if s != "grpo" or self.rewards())
+
+    def train(self, records: Sequence[Record], base_model: str, out_dir: str | Path, settings: Any = None,
+              *, stage: str = "sft") -> Path:
+        """Fine-tune on ``records``: core LoRA SFT or core GRPO with :meth:`rewards`; tasks with their own student
+        kinds (encoder heads) override this and declare :attr:`Capability.CUSTOM_TRAINING`."""
+        if stage not in self.stages():
+            raise UnsupportedError(f"the {self.name} task has no '{stage}' training stage",
+                                   f"stages: {', '.join(self.stages())}")
+        if stage == "grpo":
+            from ehrforge.core.grpo import GRPOSettings, train_grpo
+
+            return train_grpo(self, records, base_model, out_dir, settings if isinstance(settings, GRPOSettings) else None)
+        from ehrforge.core.sft import SFTSettings, train_sft
+
+        return train_sft(self, records, base_model, out_dir, settings if isinstance(settings, SFTSettings) else None)
+
+    # -- inference ----------------------------------------------------------------------------------------------
     def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
         """Generate and parse. Tasks with multi-step inference (execution checks, retrieval) override this."""
         preds: list[Prediction] = []
@@ -82,11 +211,42 @@ class Task(ABC):
                 progress(len(chunk))
         return preds
 
+    def missing_ask_fields(self, context: dict[str, Any]) -> list[str]:
+        """Names of required ``ask`` context fields that are absent or empty."""
+        return [name for name in self.ask_fields if not str(context.get(name) or "").strip()]
+
+    def ask_record(self, question: str, **context: Any) -> Record:
+        """The record an ``ask`` predicts on; tasks that need more than the question override this."""
+        return {"id": "ask", "question": question, **context}
+
+    def unanswerable_input(self, question: str, **context: Any) -> Abstain | None:
+        """An abstention for input no model should see: an empty or huge question, a missing context field."""
+        if not isinstance(question, str) or not question.strip():
+            return Abstain("the question is empty: ask it in plain language")
+        if len(question) > MAX_QUESTION_CHARS:
+            return Abstain(f"the question is {len(question)} characters long (limit {MAX_QUESTION_CHARS}): shorten it")
+        missing = self.missing_ask_fields(context)
+        if missing:
+            return Abstain(f"missing {', '.join(missing)}: {self.ask_fields[missing[0]]}")
+        return None
+
+    def ask(self, backend: Any, question: str, **context: Any) -> dict[str, Any]:
+        """Answer one free-text question (CLI ``ask``, server ``/v1/<task>/ask``). Bad input (empty, huge, a
+        missing context field) is an abstention naming the problem, never an exception."""
+        refused = self.unanswerable_input(question, **context)
+        if refused is not None:
+            return reply_from_prediction(refused)
+        return reply_from_prediction(self.predict(backend, [self.ask_record(question, **context)], batch_size=1)[0])
+
+    def results_table(self, results: dict[str, dict[str, float]], title: str = "") -> Any:
+        """How ``ehrforge eval`` shows this task's results (one row per model by default)."""
+        from ehrforge.core.report import metrics_table
+
+        return metrics_table(results, title=title)
+
 
 def reply_from_prediction(pred: Prediction) -> dict[str, Any]:
     """The JSON shape every ``ask`` returns: ``{answer, abstained, reason, confidence}``."""
-    from ehrforge.core.types import Abstain
-
     if isinstance(pred, Abstain):
         return {"answer": None, "abstained": True, "reason": pred.reason, "confidence": round(pred.confidence, 4)}
     return {"answer": pred.value, "abstained": False, "reason": None, "confidence": round(pred.confidence, 4)}

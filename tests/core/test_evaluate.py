@@ -1,5 +1,6 @@
 from ehrforge.core.backends.fake import FakeBackend
-from ehrforge.core.evaluate import evaluate, metrics_table
+from ehrforge.core.evaluate import evaluate
+from ehrforge.core.report import metrics_table
 from ehrforge.core.types import Answer
 from ehrforge.tasks.base import Task
 

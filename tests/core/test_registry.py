@@ -22,6 +22,6 @@ def test_every_registered_task_imports_and_names_itself(name):
 def test_unknown_task_option_lists_the_accepted_ones():
     from ehrforge.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="the sql task has no option 'stage'") as info:
+    with pytest.raises(ConfigError, match="task_options.stage: unknown setting") as info:
         get_task("sql", stage="grpo")
     assert "threshold" in info.value.hint

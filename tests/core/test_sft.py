@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ehrforge.core.backends import load_backend
-from ehrforge.core.sft import SFTConfig, train_sft
+from ehrforge.core.sft import SFTSettings, train_sft
 from ehrforge.core.types import Answer
 from ehrforge.tasks.base import Task
 
@@ -33,7 +33,7 @@ class EchoTask(Task):
 def test_sft_writes_loadable_adapter_and_learns(tiny_model_dir, tmp_path):
     task = EchoTask()
     out = train_sft(task, task.load("train"), str(tiny_model_dir), tmp_path / "adapter",
-                    SFTConfig(max_steps=25, learning_rate=1e-2, batch_size=8, save_steps=100))
+                    SFTSettings(max_steps=25, learning_rate=1e-2, batch_size=8, save_steps=100))
     meta = json.loads((out / "ehrforge_model.json").read_text())
     assert (out / "adapter_config.json").exists() and meta["task"] == "echo" and meta["steps"] == 25
     assert not (out / "checkpoints").exists()
@@ -46,8 +46,8 @@ def test_sft_writes_loadable_adapter_and_learns(tiny_model_dir, tmp_path):
 
 def test_stage_two_trains_on_top_of_an_adapter(tiny_model_dir, tmp_path):
     task = EchoTask()
-    first = train_sft(task, task.load("train"), str(tiny_model_dir), tmp_path / "s1", SFTConfig(max_steps=1))
-    second = train_sft(task, task.load("train"), str(first), tmp_path / "s2", SFTConfig(max_steps=1))
+    first = train_sft(task, task.load("train"), str(tiny_model_dir), tmp_path / "s1", SFTSettings(max_steps=1))
+    second = train_sft(task, task.load("train"), str(first), tmp_path / "s2", SFTSettings(max_steps=1))
     assert json.loads((second / "ehrforge_model.json").read_text())["base_model"] == str(first.resolve())
     assert load_backend(f"transformers:{second}").generate([[{"role": "user", "content": "hi"}]], max_new_tokens=2)
 
@@ -56,7 +56,7 @@ def test_sft_resumes_from_checkpoint(tiny_model_dir, tmp_path):
     task = EchoTask()
     out = tmp_path / "adapter"
     # First run: stop after the checkpoint at step 2 by asking for 2 steps but keeping checkpoints.
-    cfg = SFTConfig(max_steps=2, save_steps=2, batch_size=2)
+    cfg = SFTSettings(max_steps=2, save_steps=2, batch_size=2)
     from ehrforge.core import sft as sft_module
 
     real_rmtree = sft_module.shutil.rmtree
@@ -66,7 +66,7 @@ def test_sft_resumes_from_checkpoint(tiny_model_dir, tmp_path):
     finally:
         sft_module.shutil.rmtree = real_rmtree
     assert (out / "checkpoints" / "checkpoint-2").exists()
-    resumed = train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTConfig(max_steps=4, save_steps=2, batch_size=2))
+    resumed = train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTSettings(max_steps=4, save_steps=2, batch_size=2))
     meta = json.loads((resumed / "ehrforge_model.json").read_text())
     assert meta["steps"] == 4 and meta["resumed_from_step"] == 2
 

@@ -13,56 +13,52 @@ from ehrforge.errors import EhrforgeError, ServeError
 log = logging.getLogger("ehrforge.serve")
 
 
-def load_serving_backend(model: str, **options: Any) -> Any:
-    """A backend from a model spec (any :func:`load_backend` kind; a bare path is a local transformers model)."""
-    from ehrforge.core.backends import load_backend
-
-    return load_backend(model, **options)
-
-
 def load_serving_tasks(db: str | None, names: list[str] | None = None, options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Task objects that can answer questions (have ``ask``).
+    """Task objects to serve, each checked at start-up (a task with a resource, such as a database, opens it now).
 
-    With ``names=None`` every registered task that can be built is served (``sql`` only when ``db`` is given); a task
-    that cannot be built is skipped with a log line. Names given explicitly must all load.
+    With ``names=None`` every registered task that can be built is served; one that cannot is skipped with a log
+    line, unless ``db`` was given and the task reads it (a bad ``--db`` must stop the server from starting). Names
+    given explicitly must all load.
     """
-    from ehrforge.tasks import get_task, task_names
+    from ehrforge.tasks import Capability, get_task, task_class, task_names
 
     options = options or {}
     wanted = names if names is not None else task_names()
     served: dict[str, Any] = {}
     for name in wanted:
         kwargs = dict(options.get(name, {}))
-        if name == "sql":
-            if db is None:
-                if names is not None:
-                    raise ServeError("the sql task needs a database", "pass --db path/to/ehr.sqlite")
-                continue
+        reads_db = "db" in task_class(name).Options.model_fields
+        if reads_db and db is not None:
             kwargs.setdefault("db", db)
         try:
             task = get_task(name, **kwargs)
-        except (ImportError, EhrforgeError, TypeError) as exc:
-            if names is not None:
+            if task.supports(Capability.RESOURCES):
+                task.check_ready()
+        except (ImportError, EhrforgeError) as exc:
+            if names is not None or (reads_db and db is not None):
+                if isinstance(exc, EhrforgeError):
+                    raise
                 raise ServeError(f"cannot load task '{name}' for serving: {type(exc).__name__}", "check the task options") from None
             log.info("not serving task %s (%s)", name, type(exc).__name__)
             continue
-        if callable(getattr(task, "ask", None)):
-            served[name] = task
-        elif names is not None:
-            raise ServeError(f"task '{name}' cannot answer questions (no ask method)", "serve another task")
+        served[name] = task
     return served
 
 
 def build_app(model: str, db: str | None = None, *, settings: ServeSettings | None = None, backend: Any = None,
               tasks: list[str] | None = None, task_options: dict[str, dict[str, Any]] | None = None) -> Any:
-    """Everything ``serve`` does except listening: returns the FastAPI app (used by tests and benchmarks too)."""
+    """Everything ``serve`` does except listening: returns the FastAPI app (used by tests and benchmarks too).
+    A folder written by ``ehrforge train`` is served for the task it was trained for (unless ``tasks`` says)."""
+    from ehrforge.core.loader import load_model, trained_task
     from ehrforge.core.serve.app import create_app
 
     settings = settings or ServeSettings()
-    if db is not None and not Path(db).is_file():
-        raise ServeError(f"database not found: {db}", "pass the path of an existing EHR database file")
-    backend = backend if backend is not None else load_serving_backend(model)
-    return create_app(settings, backend, load_serving_tasks(db, tasks, task_options))
+    trained = trained_task(model) if backend is None else None
+    if tasks is None and trained is not None:
+        tasks = [trained]
+    served = load_serving_tasks(db, tasks, task_options)
+    backend = backend if backend is not None else load_model(model, served.get(trained) if trained else None)
+    return create_app(settings, backend, served)
 
 
 def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int = 8000, tokens_file: str | None = None, *,

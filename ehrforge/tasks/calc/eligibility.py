@@ -207,7 +207,7 @@ class EligibilityTask(Task):
     name = "eligibility"
     summary = "patient–trial eligibility matching on synthetic criteria (verifiable)"
     metric = "accuracy"
-    max_new_tokens = 128
+    default_max_new_tokens = 128
 
     def load(self, split: str, *, limit: int | None = None, seed: int = 0, source: str | None = None) -> list[Record]:
         offset = {"train": 0, "valid": 1, "test": 2}.get(split, 3)

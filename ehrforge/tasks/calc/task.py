@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from ehrforge.core.io import atomic_write_json, atomic_write_jsonl, load_json, read_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
-from ehrforge.errors import ConfigError, DataError
-from ehrforge.tasks.base import Record, RewardFn, Task
+from ehrforge.errors import DataError
+from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
 from ehrforge.tasks.calc.calculators import BY_ID, format_answer, select_calculators
 from ehrforge.tasks.calc.notes import make_item
 from ehrforge.tasks.calc.rewards import correctness_reward, format_reward, make_length_penalty
@@ -40,49 +42,32 @@ FORMAT_HINTS = {
 SPLIT_SEEDS = {"train": 0, "valid": 1_000_003, "test": 2_000_003}
 EXEMPLAR_FILE = "one_shot_finalized_explanation.json"
 DEV_MEDCALC_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "medcalc"
-STAGES = ("sft", "grpo")
+
+
+class CalcOptions(TaskOptions):
+    #: comma-separated calculator keys or MedCalc-Bench ids; None = all implemented
+    calculators: str | None = None
+    n_train: int = Field(2000, ge=0)
+    n_valid: int = Field(220, ge=0)
+    n_test: int = Field(440, ge=0)
+    #: GRPO length penalty: characters of reasoning beyond this are penalised (0: off)
+    length_penalty_chars: int = Field(0, ge=0)
+    #: the MedCalc-Bench folder (exemplars); default ../shared/data/medcalc or $EHRFORGE_MEDCALC_DIR
+    medcalc_dir: str | None = None
 
 
 class CalcTask(Task):
     name = "calc"
     summary = "medical calculators (MedCalc-Bench): SFT warm-up then GRPO with verifiable rewards"
     metric = "accuracy"
-    max_new_tokens = 384
+    default_max_new_tokens = 384
+    Options = CalcOptions
+    capabilities = frozenset({Capability.SYNTH})
+    ask_fields = {"note": "the patient note to calculate from (CLI --context note=@note.txt; HTTP field 'note')"}
 
-    def __init__(
-        self,
-        stage: str = "sft",
-        calculators: str | None = None,
-        n_train: int | str = 2000,
-        n_valid: int | str = 220,
-        n_test: int | str = 440,
-        length_penalty_chars: int | str = 0,
-        medcalc_dir: str | None = None,
-        max_new_tokens: int | str | None = None,
-    ) -> None:
-        problems = []
-        if stage not in STAGES:
-            problems.append(f"stage must be one of {', '.join(STAGES)} (got '{stage}')")
-        ints = {"n_train": n_train, "n_valid": n_valid, "n_test": n_test, "length_penalty_chars": length_penalty_chars}
-        if max_new_tokens is not None:
-            ints["max_new_tokens"] = max_new_tokens
-        parsed: dict[str, int] = {}
-        for key, value in ints.items():
-            try:
-                parsed[key] = int(value)
-                if parsed[key] < 0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                problems.append(f"{key} must be a non-negative integer (got '{value}')")
-        if problems:
-            raise ConfigError(problems)
-        self.stage = stage
-        self.calculators = select_calculators(calculators)
-        self.n = {"train": parsed["n_train"], "valid": parsed["n_valid"], "test": parsed["n_test"]}
-        self.length_penalty_chars = parsed["length_penalty_chars"]
-        self.medcalc_dir = medcalc_dir
-        if "max_new_tokens" in parsed:
-            self.max_new_tokens = parsed["max_new_tokens"]
+    def setup(self) -> None:
+        self.calculators = select_calculators(self.options.calculators)
+        self.n = {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
 
     # --- data ---------------------------------------------------------------------------------------------------
 
@@ -238,14 +223,6 @@ class CalcTask(Task):
 
     # --- training ---------------------------------------------------------------------------------------------------
 
-    def train(self, records: Sequence[Record], base_model: str, out_dir: str | os.PathLike, cfg: Any = None) -> Path:
-        """``stage="sft"``: core LoRA SFT on the worked reasoning. ``stage="grpo"``: core GRPO with this task's
-        rewards, starting from ``base_model`` (an SFT adapter for SFT+GRPO, the base model for the ablation)."""
-        if self.stage == "grpo":
-            from ehrforge.core.grpo import GRPOSettings, train_grpo
-
-            settings = cfg if isinstance(cfg, GRPOSettings) else GRPOSettings.from_mapping(cfg or {})
-            return train_grpo(self, records, base_model, out_dir, settings)
-        from ehrforge.core.sft import SFTConfig, train_sft
-
-        return train_sft(self, records, base_model, out_dir, cfg if isinstance(cfg, SFTConfig) else None)
+    def ask_record(self, question: str, **context: Any) -> Record:
+        """A free-text calculation request: the note and question; the calculator is read off the question."""
+        return {"id": "ask", "question": question, "note": context.get("note", ""), "answer_format": "decimal"}

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ehrforge.core.io import atomic_write_json
+from ehrforge.core.loader import MANIFEST, model_card
 from ehrforge.core.types import Generation, Message
 from ehrforge.errors import ModelError
 from ehrforge.tasks.classify.tables import LABELS
 
-MARKER = "ehrforge_seqcls.json"
+MARKER = "ehrforge_seqcls.json"  # the head's own settings; ehrforge_model.json names the predictor
 ENCODER_ALIASES = ("minilm", "bundled", "", None)
 
 
@@ -142,6 +143,7 @@ def train_sequence_classifier(
     final.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    atomic_write_json(tmp / MANIFEST, model_card(task, "ehrforge.tasks.classify.seqcls:SeqClsBackend"))
     atomic_write_json(tmp / MARKER, {
         "task": task.name, "head": "seqcls", "encoder": str(enc_path), "labels": list(LABELS),
         "train_records": len(records), "config": asdict(cfg), "train_loss": result.training_loss,

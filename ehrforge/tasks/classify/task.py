@@ -17,13 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from ehrforge.core.confidence import label_token_probability
 from ehrforge.core.io import atomic_write_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
-from ehrforge.errors import ConfigError, DataError
-from ehrforge.tasks.base import Record, RewardFn, Task
+from ehrforge.errors import DataError
+from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
 from ehrforge.tasks.classify.tables import LABELS, NEGATIVE, POSITIVE, generate_tables
 
 SYSTEM = "You classify tables taken from clinical-trial protocols. Answer with a single word."
@@ -39,7 +41,7 @@ _WORD_LABEL = {"yes": POSITIVE, "no": NEGATIVE, "soe": POSITIVE, "other": NEGATI
 _FIRST_WORD = re.compile(r"[a-z]+")
 # synthetic split sizes and seeds: disjoint seeds keep the splits independent
 SPLIT_SEEDS = {"train": 1001, "valid": 2002, "test": 3003}
-HEADS = ("lora", "seqcls")
+HEADS = ("lora", "seqcls")  # see ClassifyOptions.head
 
 
 def table_from_prompt(messages: Sequence[Message]) -> str:
@@ -112,45 +114,41 @@ def precision_recall_f1(gold: Sequence[str], predicted: Sequence[str | None], po
     }
 
 
+class ClassifyOptions(TaskOptions):
+    #: record field holding the training label (a teacher's label after `ehrforge label`)
+    label_field: str = "label"
+    #: record field holding the gold label (scoring)
+    gold_field: str = "gold"
+    #: lora (the generative model answers yes/no) or seqcls (a classification head on the MiniLM encoder)
+    head: Literal["lora", "seqcls"] = "lora"
+    max_chars: int = Field(1200, ge=100)
+    n_train: int = Field(400, ge=1)
+    n_valid: int = Field(200, ge=1)
+    n_test: int = Field(200, ge=1)
+    positive_rate: float = Field(0.4, ge=0, le=1)
+    #: where malformed input lines are copied
+    rejects: str | None = None
+
+
 class ClassifyTask(Task):
     name = "classify"
     summary = "Schedule-of-Events table detection; selective fine-tuning on confident teacher labels"
     metric = "f1"
-    max_new_tokens = 4
+    default_max_new_tokens = 4
     labels = LABELS
+    Options = ClassifyOptions
+    capabilities = frozenset({Capability.SYNTH, Capability.CUSTOM_TRAINING, Capability.PREDICTOR,
+                              Capability.STAND_IN_TEACHER})
 
-    def __init__(
-        self,
-        *,
-        label_field: str = "label",
-        gold_field: str = "gold",
-        head: str = "lora",
-        max_chars: int = 1200,
-        n_train: int = 400,
-        n_valid: int = 200,
-        n_test: int = 200,
-        positive_rate: float = 0.4,
-        rejects: str | None = None,
-    ) -> None:
-        problems = []
-        if head not in HEADS:
-            problems.append(f"head must be one of {', '.join(HEADS)} (got '{head}')")
-        if int(max_chars) < 100:
-            problems.append("max_chars must be at least 100")
-        for key, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test)):
-            if int(value) < 1:
-                problems.append(f"{key} must be positive")
-        if not 0.0 <= float(positive_rate) <= 1.0:
-            problems.append("positive_rate must be within [0, 1]")
-        if problems:
-            raise ConfigError(problems)
-        self.label_field = label_field
-        self.gold_field = gold_field
-        self.head = head
-        self.max_chars = int(max_chars)
-        self.sizes = {"train": int(n_train), "valid": int(n_valid), "test": int(n_test)}
-        self.positive_rate = float(positive_rate)
-        self.rejects = rejects
+    def stand_in_teacher(self, noise: float | None, sources: Sequence[str], seed: int = 0) -> Any:
+        """The simulated teacher (a noise model over gold labels), for controlled-noise experiments."""
+        from ehrforge.tasks.classify.simulated_teacher import simulated_teacher_for
+
+        return simulated_teacher_for(self, sources, noise_rate=0.25 if noise is None else noise, seed=seed)
+
+    def setup(self) -> None:
+        o = self.options
+        self.sizes = {"train": o.n_train, "valid": o.n_valid, "test": o.n_test}
         self.last_rejected: list[tuple[int, str]] = []
 
     # -- data -----------------------------------------------------------------------------------------------------
@@ -207,6 +205,9 @@ class ClassifyTask(Task):
             )
         return ANSWER_WORD[label]
 
+    def gold(self, record: Record) -> Any:
+        return record.get(self.gold_field)
+
     def trainable(self, records: Sequence[Record]) -> list[Record]:
         """Records with a training label (teacher failures and filtered-out records are left out)."""
         return [r for r in records if self.training_label(r) in ANSWER_WORD]
@@ -247,7 +248,7 @@ class ClassifyTask(Task):
         return {"prompt": self.prompt(record), "label": self.training_label(record), "id": record.get("id")}
 
     # -- training -------------------------------------------------------------------------------------------------
-    def train(self, records: Sequence[Record], base_model: str, out_dir: Path, cfg: Any = None) -> Path:
+    def train(self, records: Sequence[Record], base_model: str, out_dir: Path, cfg: Any = None, *, stage: str = "sft") -> Path:
         """LoRA SFT of the generative model on yes/no answers (``head=lora``), or a sequence-classification head
         on the MiniLM encoder (``head=seqcls``). Records without a training label are skipped."""
         usable = self.trainable(records)
@@ -260,9 +261,10 @@ class ClassifyTask(Task):
             from ehrforge.tasks.classify.seqcls import SeqClsConfig, train_sequence_classifier
 
             return train_sequence_classifier(self, usable, Path(out_dir), SeqClsConfig.from_sft(cfg), encoder=base_model)
-        from ehrforge.core.sft import SFTConfig, train_sft
+        return super().train(usable, base_model, out_dir, cfg, stage=stage)
 
-        return train_sft(self, usable, base_model, out_dir, cfg or SFTConfig())
+    def stages(self) -> tuple[str, ...]:
+        return ("sft",) if self.head == "seqcls" else super().stages()
 
 
 def _first_word(text: str) -> str | None:

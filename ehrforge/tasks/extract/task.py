@@ -22,11 +22,13 @@ import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import field_validator
 
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import ConfigError, DataError, closest
-from ehrforge.tasks.base import Record, RewardFn, Task
+from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
 from ehrforge.tasks.extract.conll import check_spans, read_conll
 from ehrforge.tasks.extract.score import score_extraction
 from ehrforge.tasks.extract.synth import RelationSpec, SynthConfig, extract_json_object
@@ -155,33 +157,50 @@ def json_format_reward(completions: list[Any], **_: Any) -> list[float]:
     return out
 
 
+class ExtractOptions(TaskOptions):
+    #: bc5cdr, ncbi_disease, or the bundled 'sample' (a slice of BC5CDR train)
+    dataset: str = "bc5cdr"
+    #: entity types, e.g. Disease,Chemical; None = the dataset's own
+    entities: list[str] | None = None
+    #: relation type between entities (CID: chemical-induced disease), or none
+    relation: str = "CID"
+    #: the folder holding bc5cdr/ and ncbi_disease/ (default: ../shared/data or $EHRFORGE_DATA)
+    data_dir: str | None = None
+    #: span files the built-in template teacher draws names from (default: the train split)
+    lexicon: list[str] | None = None
+    #: encoder (token classification, MiniLM) or decoder (the causal LM writes JSON)
+    student: Literal["encoder", "decoder"] = "encoder"
+    #: an encoder folder to fine-tune instead of the packaged MiniLM
+    encoder: str | None = None
+
+    @field_validator("entities", "lexicon", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return as_list(value) or None
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value not in DATASETS:
+            raise ValueError(f"unknown '{value}' ({closest(value, list(DATASETS))})")
+        return value
+
+
 class ExtractTask(Task):
     name = "extract"
     summary = "synthetic clinical text from a teacher → local NER + relation extraction (strict entity F1)"
     metric = "entity_f1"
-    max_new_tokens = 160
+    default_max_new_tokens = 160
+    Options = ExtractOptions
+    capabilities = frozenset({Capability.SYNTH, Capability.CUSTOM_TRAINING, Capability.PREDICTOR})
+    training_stages = ("sft",)
 
-    def __init__(self, dataset: str = "bc5cdr", entities: str | Sequence[str] | None = None, relation: str = "CID",
-                 data_dir: str | None = None, lexicon: str | Sequence[str] | None = None, student: str = "encoder",
-                 encoder: str | None = None) -> None:
-        problems = []
-        if dataset not in DATASETS:
-            problems.append(f"dataset: unknown '{dataset}' ({closest(dataset, list(DATASETS))})")
-        if student not in ("encoder", "decoder"):
-            problems.append(f"student: must be 'encoder' or 'decoder', not '{student}'")
-        self.dataset = dataset
-        self.entities = as_list(entities) or (DATASETS[dataset][1] if dataset in DATASETS else [])
-        if relation and relation.lower() != "none":
-            spec = RelationSpec(name=relation)
-            self.relation: RelationSpec | None = spec if {spec.head, spec.tail} <= set(self.entities) else None
-        else:
-            self.relation = None
-        self.data_dir = data_dir
-        self.lexicon = as_list(lexicon)
-        self.student = student
-        self.encoder = encoder
-        if problems:
-            raise ConfigError(problems)
+    def setup(self) -> None:
+        o = self.options
+        self.entities = list(o.entities or DATASETS[o.dataset][1])
+        spec = RelationSpec(name=o.relation) if o.relation and o.relation.lower() != "none" else None
+        self.relation: RelationSpec | None = spec if spec and {spec.head, spec.tail} <= set(self.entities) else None
+        self.lexicon = list(o.lexicon or [])
 
     # ---- data ---------------------------------------------------------------------------------------------------
     def split_path(self, split: str) -> Path:
@@ -266,29 +285,28 @@ class ExtractTask(Task):
         """Extract entities (and relations) from one free text (CLI ``ask``, server ``/v1/extract/ask``)."""
         from ehrforge.tasks.base import reply_from_prediction
 
+        refused = self.unanswerable_input(question, **context)
+        if refused is not None:
+            return reply_from_prediction(refused)
         record = {"id": "ask", "text": question, "entities": [], **context}
         return reply_from_prediction(self.predict(backend, [record], batch_size=1)[0])
 
-    def load_model(self, spec: str) -> Any:
-        """A trained encoder folder becomes an :class:`EncoderExtractor`; anything else a generative backend."""
-        from ehrforge.tasks.extract.extractor import EncoderExtractor, is_extractor_folder
-
-        if is_extractor_folder(spec):
-            return EncoderExtractor(spec)
-        from ehrforge.core.backends import load_backend
-
-        return load_backend(spec)
-
     # ---- training and synthesis ---------------------------------------------------------------------------------
-    def train(self, records: Sequence[Record], base_model: str | None, out_dir: str | os.PathLike, cfg: Any = None) -> Path:
+    def train(self, records: Sequence[Record], base_model: str | None, out_dir: str | os.PathLike, cfg: Any = None,
+              *, stage: str = "sft") -> Path:
         if self.student == "decoder":
-            from ehrforge.core.sft import train_sft
-
-            return train_sft(self, records, base_model or "bundled", out_dir, cfg)
+            return super().train(records, base_model or "bundled", out_dir, cfg, stage=stage)
+        from ehrforge.core.io import atomic_write_json
+        from ehrforge.core.loader import MANIFEST, model_card
         from ehrforge.tasks.extract.extractor import train_extractor
 
-        return train_extractor(records, out_dir, entity_labels=self.entities, relation=self.relation,
-                               cfg=encoder_config_from(cfg), base=self.encoder_base(base_model))
+        out = train_extractor(records, out_dir, entity_labels=self.entities, relation=self.relation,
+                              cfg=encoder_config_from(cfg), base=self.encoder_base(base_model))
+        atomic_write_json(out / MANIFEST, model_card(self, "ehrforge.tasks.extract.extractor:EncoderExtractor"))
+        return out
+
+    def stages(self) -> tuple[str, ...]:
+        return ("sft", "grpo") if self.student == "decoder" else ("sft",)
 
     def encoder_base(self, base_model: str | None) -> str | None:
         """The encoder to fine-tune: the ``encoder`` option, an encoder folder given as base model, else MiniLM."""
@@ -315,7 +333,7 @@ class ExtractTask(Task):
 
 
 def encoder_config_from(cfg: Any) -> Any:
-    """An :class:`EncoderConfig` from ``cfg``: itself, None (defaults), or the shared fields of a core SFTConfig
+    """An :class:`EncoderConfig` from ``cfg``: itself, None (defaults), or the shared fields of a core SFTSettings
     (epochs, max_steps, batch size, seed, device; its LoRA learning rate and sequence length do not carry over)."""
     from ehrforge.tasks.extract.ner import EncoderConfig
 

@@ -21,18 +21,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from ehrforge.core.io import read_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
-from ehrforge.errors import ConfigError, DataError
-from ehrforge.tasks.base import Record, RewardFn, Task
+from ehrforge.errors import DataError
+from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
 from ehrforge.tasks.fhirqa.condense import CLINICAL_TYPES, approx_tokens, chunk_lines, condense
 from ehrforge.tasks.fhirqa.fhir_load import FHIRStore, load_default
 from ehrforge.tasks.fhirqa.score import answer_meteor, meteor_reward, parse_short_ids, selection_f1_reward, selection_prf
 from ehrforge.tasks.fhirqa.synth import build_questions, patient_record, synthesize
 
-SUBTASKS = ("select", "answer", "both")
+SUBTASKS = ("select", "answer", "both")  # see FHIRQAOptions.subtask
 SELECT_SYSTEM = (
     "You find the resources of a patient's FHIR record that are needed to answer a question. Each line is one "
     "resource: its id, its type and its facts. Reply with the ids of all relevant resources, separated by commas, "
@@ -79,48 +81,33 @@ def hinted_types(question: str) -> list[str]:
     return [t for t, words in TYPE_HINTS.items() if any(w in q for w in words)]
 
 
+class FHIRQAOptions(TaskOptions):
+    #: select (task 1: relevant resources), answer (task 2, from given resources) or both
+    subtask: Literal["select", "answer", "both"] = "both"
+    #: FHIR data: a folder or file of NDJSON/Bundles; None = the bundled Synthea subset
+    data: str | None = None
+    context_tokens: int = Field(1024, ge=64)
+    max_candidates: int = Field(16, ge=1)
+    #: abstain when the answer's confidence is below this
+    abstain_below: float = Field(0.0, ge=0, le=1)
+    #: keep only the resource types the question names
+    type_hint: bool = True
+    synthetic_observations: bool = True
+
+
 class FHIRQATask(Task):
     name = "fhirqa"
     summary = "QA over a patient's FHIR R4 record: resource selection (F1) then answer (METEOR)"
-    max_new_tokens = 96
+    default_max_new_tokens = 96
+    Options = FHIRQAOptions
+    capabilities = frozenset({Capability.SYNTH, Capability.CUSTOM_TRAINING})
+    ask_fields = {"patient_id": "the patient whose record to read (CLI --patient ID; list them with `ehrforge synth --task fhirqa`)"}
 
-    def __init__(
-        self,
-        subtask: str = "both",
-        *,
-        data: str | None = None,
-        context_tokens: int = 1024,
-        max_candidates: int = 16,
-        abstain_below: float = 0.0,
-        type_hint: bool = True,
-        synthetic_observations: bool = True,
-    ) -> None:
-        problems = []
-        if subtask not in SUBTASKS:
-            problems.append(f"subtask must be one of {', '.join(SUBTASKS)} (got '{subtask}')")
-        numbers: dict[str, float] = {}
-        for key, value, kind, ok, rule in (
-            ("context_tokens", context_tokens, int, lambda v: v >= 64, "at least 64"),
-            ("max_candidates", max_candidates, int, lambda v: v >= 1, "at least 1"),
-            ("abstain_below", abstain_below, float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
-        ):
-            try:  # CLI --set values arrive as strings
-                numbers[key] = kind(value)
-            except (TypeError, ValueError):
-                problems.append(f"{key} must be a number {rule} (got '{value}')")
-                continue
-            if not ok(numbers[key]):
-                problems.append(f"{key} must be {rule}")
-        if problems:
-            raise ConfigError(problems)
-        self.subtask = subtask
-        self.data = data
-        self.context_tokens = int(numbers["context_tokens"])
-        self.max_candidates = int(numbers["max_candidates"])
-        self.abstain_below = float(numbers["abstain_below"])
-        self.type_hint = str(type_hint).lower() not in ("false", "0", "no")
-        self.synthetic_observations = str(synthetic_observations).lower() not in ("false", "0", "no")
-        self.metric = "meteor" if subtask == "answer" else "select_f1"
+    def __init__(self, subtask: str = "both", **options: Any) -> None:
+        super().__init__(subtask=subtask, **options)
+
+    def setup(self) -> None:
+        self.metric = "meteor" if self.subtask == "answer" else "select_f1"
         self._stores: dict[str, FHIRStore] = {}
 
     # -- data ---------------------------------------------------------------------------------------------------
@@ -250,13 +237,14 @@ class FHIRQATask(Task):
         reason = answer.reason if isinstance(answer, Abstain) else f"answer confidence {answer.confidence:.2f} < {self.abstain_below:.2f}"
         return SelectionAbstain(reason, answer.confidence, ids)
 
-    def ask(self, backend: Any, question: str, *, patient_id: str | None = None) -> dict[str, Any]:
+    def ask(self, backend: Any, question: str, *, patient_id: str | None = None, **_: Any) -> dict[str, Any]:
         """The uniform ``ask`` of every task (CLI ``ask --patient`` and the server's ``/v1/fhirqa/ask``): a JSON-able
         reply with the answer and its cited resource ids, or the abstention and its reason."""
         from ehrforge.tasks.base import reply_from_prediction
 
-        if not patient_id:
-            raise DataError("the fhirqa task needs a patient id", "pass --patient <id> (or context.patient_id)")
+        refused = self.unanswerable_input(question, patient_id=patient_id)
+        if refused is not None:
+            return reply_from_prediction(refused)
         pred = self.answer_patient(backend, patient_id, question)
         reply = reply_from_prediction(pred)
         if isinstance(pred, Answer):
@@ -325,8 +313,12 @@ class FHIRQATask(Task):
         return [meteor_reward] if self.subtask == "answer" else [selection_f1_reward]
 
     # -- training -----------------------------------------------------------------------------------------------
-    def train(self, records: Sequence[Record], base_model: str, out_dir: str | os.PathLike, cfg: Any = None) -> Path:
-        """``both``: sequential fine-tuning (select, then answer on top); otherwise one LoRA for the subtask."""
+    def train(self, records: Sequence[Record], base_model: str, out_dir: str | os.PathLike, cfg: Any = None,
+              *, stage: str = "sft") -> Path:
+        """``both``: sequential fine-tuning (select, then answer on top); otherwise one LoRA for the subtask.
+        ``stage="grpo"`` runs core GRPO with the subtask's reward."""
+        if stage != "sft":
+            return super().train(records, base_model, out_dir, cfg, stage=stage)
         from ehrforge.tasks.fhirqa.training import train_sequential, train_subtask
 
         if self.subtask == "both":

@@ -88,6 +88,23 @@ def execute_readonly(
     return _run_sqlite(Path(db), guarded, max_rows, timeout_s)
 
 
+def check_database(db: str | os.PathLike) -> None:
+    """Open ``db`` read-only and run a trivial query: a text file, random bytes, a directory, a missing driver or an
+    unreachable server raise one ``DatabaseError`` here, at start-up."""
+    if _target_kind(db) != "postgres":
+        path = Path(db)
+        if path.is_dir():
+            raise DatabaseError(f"the database {path.name} is a directory, not a SQLite or DuckDB file", _DB_HINT)
+        if not path.is_file():
+            raise DatabaseError(f"database file not found: {path}", _DB_HINT)
+    try:
+        execute_readonly(db, "SELECT 1", max_rows=1, timeout_s=10)
+    except SQLGuardError:
+        raise DatabaseError("the database cannot run a trivial read-only query", _DB_HINT) from None
+    except OSError as exc:
+        raise DatabaseError(f"cannot read the database ({exc.strerror or type(exc).__name__})", _DB_HINT) from None
+
+
 def _fetch(cursor: Any, max_rows: int | None) -> tuple[list[tuple[Any, ...]], bool]:
     if max_rows is None:
         return [tuple(r) for r in cursor.fetchall()], False

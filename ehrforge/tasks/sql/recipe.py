@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ehrforge.config import RunConfig
-from ehrforge.core.evaluate import peak_rss_mb
+from ehrforge.core.evaluate import evaluate, peak_rss_mb
+from ehrforge.core.loader import LoadOptions, load_model
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.progress import console, progress_bar
-from ehrforge.core.sft import SFTConfig, train_sft
+from ehrforge.core.sft import train_sft
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain
 from ehrforge.tasks.sql import data as sql_data
-from ehrforge.tasks.sql.abstention import tune_threshold
 from ehrforge.tasks.sql.task import SQLTask
 
 TABLE_KEYS = ["RS0", "RS5", "RS10", "RSN", "execution_accuracy", "abstention_precision", "abstention_recall", "threshold"]
@@ -55,25 +54,15 @@ def ensure_database(db: str | Path | None, source: str | None, *, rebuild: bool 
     return db
 
 
-def _load_student(spec: str, cfg: RunConfig) -> Any:
-    from ehrforge.core.backends import load_backend
-
-    return load_backend(spec, device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size)
+def _load_student(spec: str, task: SQLTask, cfg: RunConfig) -> Any:
+    return load_model(spec, task, LoadOptions(device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size))
 
 
 def _evaluate_model(name: str, task: SQLTask, backend: Any, dev: list, test: list, cfg: RunConfig) -> dict[str, Any]:
-    """Tune the threshold on dev, then score on test with the full policy."""
-    start = time.perf_counter()
-    with progress_bar(f"{name}: dev predictions", len(dev)) as adv:
-        raw_dev = task.predict_raw(backend, dev, batch_size=cfg.batch_size, progress=adv)
-    if cfg.abstention.threshold is None:
-        choice = tune_threshold(task, dev, raw_dev, cfg.abstention.target_penalty)
-        task.policy.threshold = choice.threshold
-    with progress_bar(f"{name}: test predictions", len(test)) as adv:
-        preds = task.predict(backend, test, batch_size=cfg.batch_size, progress=adv)
-    metrics = task.score(test, preds)
-    metrics["threshold"] = task.policy.threshold
-    metrics["wall_s"] = round(time.perf_counter() - start, 1)
+    """The one evaluation path (``core.evaluate``): tune the threshold on dev, then score on test with the policy."""
+    predictions = Path(cfg.output_dir) / f"predictions_{name.replace(' ', '')}.jsonl"
+    metrics = evaluate(task, {name: backend}, test, dev=dev, batch_size=cfg.batch_size, predictions_out=predictions)[name]
+    metrics["threshold"] = (metrics.get("tuned") or {}).get("threshold", task.options.threshold)
     metrics["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return metrics
 
@@ -90,9 +79,11 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     """Run the recipe and return ``{"rows": {model: metrics}, ...}``; also written to ``<output_dir>/sql_results.json``."""
     out = Path(cfg.output_dir)
     source = cfg.data.source
-    db = ensure_database(cfg.db, source)
-    task = SQLTask(db, source=source, entropy=cfg.abstention.entropy, execution_filter=cfg.abstention.execution_filter,
-                   max_new_tokens=cfg.max_new_tokens or 256)
+    db = ensure_database(cfg.task_options.get("db"), source)
+    options = {**cfg.task_options, "db": str(db), "source": source}
+    if cfg.max_new_tokens:
+        options["max_new_tokens"] = cfg.max_new_tokens
+    task = SQLTask(**options)
     train = task.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed)
     dev, test, pool = sql_data.split_three(task.load("valid", seed=cfg.data.seed), seed=cfg.data.seed)
     if cfg.data.valid_limit:
@@ -101,10 +92,10 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         pool = sql_data.subsample(pool, cfg.data.valid_limit, cfg.data.seed)
     rows: dict[str, dict[str, Any]] = {}
     rows["abstain-all"] = task.score(test, [Abstain("abstain-all baseline")] * len(test)) | {"threshold": None}
-    sft_cfg = SFTConfig(**cfg.sft.model_dump())
+    sft_cfg = cfg.sft
 
     if include_base:
-        base = _load_student(cfg.model, cfg)
+        base = _load_student(cfg.model, task, cfg)
         rows["base"] = _evaluate_model("base", task, base, dev, test, cfg)
         del base
         gc.collect()
@@ -114,11 +105,11 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     if not (stage1_dir / "ehrforge_model.json").exists():
         train_sft(task, train, cfg.model, stage1_dir, sft_cfg)
     train1_s = time.perf_counter() - start
-    task.policy.threshold = cfg.abstention.threshold
-    stage1 = _load_student(str(stage1_dir), cfg)
+    stage1 = _load_student(str(stage1_dir), task, cfg)
     rows["stage1"] = _evaluate_model("stage 1", task, stage1, dev, test, cfg) | {"train_s": round(train1_s, 1)}
 
-    if stages >= 2 and cfg.self_training:
+    if stages >= 2 and task.options.self_training:
+        task.restore({"tuned": {"threshold": rows["stage1"]["threshold"]}})  # stage 1 pseudo-labels with its own threshold
         pseudo = pseudo_label_unanswerable(task, stage1, pool, cfg)
         del stage1
         gc.collect()
@@ -127,17 +118,17 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         if not (stage2_dir / "ehrforge_model.json").exists():
             train_sft(task, train + pseudo, cfg.model, stage2_dir, sft_cfg)
         train2_s = time.perf_counter() - start
-        task.policy.threshold = cfg.abstention.threshold
-        stage2 = _load_student(str(stage2_dir), cfg)
+        stage2 = _load_student(str(stage2_dir), task, cfg)
         rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev, test, cfg) | {
             "train_s": round(train2_s, 1), "pseudo_labelled": len(pseudo)}
         del stage2
     result = {
         "rows": rows,
+        "table_keys": TABLE_KEYS,
         "sizes": {"train": len(train), "dev": len(dev), "test": len(test), "pool": len(pool),
                   "test_unanswerable": sum(not sql_data.is_answerable(r) for r in test)},
         "config": cfg.model_dump(mode="json"),
-        "sft": asdict(sft_cfg),
+        "sft": sft_cfg.model_dump(),
         "db": str(db),
     }
     atomic_write_json(out / "sql_results.json", result)

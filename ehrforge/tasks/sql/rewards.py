@@ -22,7 +22,7 @@ def sql_format_reward(completions: list[Any], **_: Any) -> list[float]:
     [1.0, 1.0, 0.0, 0.0]
     """
     from ehrforge.tasks.sql.guard import check_sql
-    from ehrforge.tasks.sql.task import clean_sql
+    from ehrforge.tasks.sql.parse import clean_sql
 
     out = []
     for c in completions:
@@ -43,7 +43,7 @@ def make_execution_reward(db: str | Path, penalty: float = 1.0):
     on an answerable question, -``penalty`` for a wrong answer or answering an unanswerable one. The gold SQL comes
     in the ``sql`` column."""
     from ehrforge.tasks.sql.score import execution_answers
-    from ehrforge.tasks.sql.task import clean_sql
+    from ehrforge.tasks.sql.parse import clean_sql
 
     def execution_reward(completions: list[Any], sql: list[str], **_: Any) -> list[float]:
         preds = {str(i): clean_sql(_text(c)) or ABSTAIN_TOKEN for i, c in enumerate(completions)}

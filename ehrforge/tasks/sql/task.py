@@ -13,15 +13,18 @@ Every abstention is an :class:`Abstain` with a reason and the model's confidence
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer, Generation, Message, Prediction
-from ehrforge.errors import DatabaseError, SQLGuardError
-from ehrforge.tasks.base import Record, RewardFn, Task
+from ehrforge.core.settings import finite
+from ehrforge.errors import DatabaseError
+from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions, reply_from_prediction
+from ehrforge.tasks.sql.abstention import PolicyContext, apply_policy, model_said_null
+from ehrforge.tasks.sql.parse import clean_sql, uncertainty
 from ehrforge.tasks.sql import data as sql_data
 from ehrforge.tasks.sql.schema import CURRENT_TIME, schema_prompt
 
@@ -32,67 +35,106 @@ If the question cannot be answered from this database, reply exactly: null
 Tables:
 {schema}"""
 
-_FENCE = re.compile(r"```(?:sql)?\s*(.*?)(?:```|$)", re.S | re.I)
-
-
-def clean_sql(text: str) -> str:
-    """Pull the SQL out of a completion: code fences, 'SQL:' prefixes, trailing prose after the first ';'."""
-    m = _FENCE.search(text)
-    if m:
-        text = m.group(1)
-    text = re.sub(r"^\s*(sql|query|answer)\s*:\s*", "", text.strip(), flags=re.I)
-    return text.split(";")[0].strip()
-
-
-def uncertainty(gen: Generation, how: str = "max") -> float:
-    """Token-entropy uncertainty of a generation (nats); 0 when the backend gives no entropies."""
-    ents = gen.token_entropies or []
-    if not ents:
-        if gen.token_logprobs:  # HTTP backends without top-k: use surprisal of the chosen tokens instead
-            ents = [-lp for lp in gen.token_logprobs]
-        else:
-            return 0.0
-    return max(ents) if how == "max" else sum(ents) / len(ents)
-
-
-@dataclass
-class SQLPolicy:
-    """How the raw model output becomes an answer or an abstention."""
-
-    entropy: str = "max"
-    threshold: float | None = None
+class SQLOptions(TaskOptions):
+    #: the EHR database: a SQLite/DuckDB file or a postgresql:// URL; None = the cached synthetic demo database
+    db: str | None = None
+    #: where the questions come from: an EHRSQL version folder, a JSON/JSONL file; None = the bundled subset
+    source: str | None = None
+    #: how per-token entropies become one uncertainty score
+    entropy: Literal["max", "mean"] = "max"
+    #: fixed abstention threshold (nats, finite, >= 0); None = tune on a dev split (or use the model's tuned one)
+    threshold: float | None = Field(None, ge=0)
+    #: the penalty c of RS(c) the threshold is tuned for
+    target_penalty: int = Field(10, ge=0)
+    #: abstain when the SQL violates the guard, errors, or returns no rows
     execution_filter: bool = True
-    max_rows: int = 1000
-    timeout_s: float = 5.0
+    #: stage 2 of the recipe: self-training on pseudo-labelled unanswerable questions
+    self_training: bool = True
+    max_rows: int = Field(1000, ge=1)
+    timeout_s: float = Field(5.0, gt=0, le=600)
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        return finite(value, "threshold")
 
 
 class SQLTask(Task):
     name = "sql"
     summary = "text-to-SQL over a MIMIC-IV-shaped EHR database with abstention (EHRSQL 2024 reliability score)"
     metric = "RS10"
-    max_new_tokens = 256
+    default_max_new_tokens = 256  # gold SQL: median 109, p90 296 SmolLM2 tokens
+    Options = SQLOptions
+    capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO})
 
-    def __init__(
-        self,
-        db: str | Path | None = None,
-        *,
-        source: str | None = None,
-        entropy: str = "max",
-        threshold: float | None = None,
-        execution_filter: bool = True,
-        max_rows: int = 1000,
-        timeout_s: float = 5.0,
-        max_new_tokens: int = 256,
-    ) -> None:
-        self.max_new_tokens = max_new_tokens  # gold SQL: median 109, p90 296 SmolLM2 tokens
-        self.db = Path(db) if db is not None and not str(db).startswith("postgresql://") else db
-        if isinstance(self.db, Path) and not self.db.exists():
-            from ehrforge.errors import DatabaseError
+    def __init__(self, db: str | Path | None = None, **options: Any) -> None:
+        super().__init__(db=str(db) if db is not None else None, **options)
 
-            raise DatabaseError(f"database not found: {self.db}", "build the demo one with `ehrforge data --task sql`, or pass --db")
-        self.source = source
-        self.policy = SQLPolicy(entropy, threshold, execution_filter, max_rows, timeout_s)
+    def setup(self) -> None:
+        self._fixed_threshold = "threshold" in self.options.model_fields_set
         self._system = SYSTEM_PROMPT.format(now=CURRENT_TIME, schema=schema_prompt())
+        if self.db is not None and not self.is_url(self.db) and not Path(self.db).exists():
+            raise DatabaseError(f"database not found: {self.db}", "build the demo one with `ehrforge data --task sql`, or pass --db")
+
+    @staticmethod
+    def is_url(db: Any) -> bool:
+        return str(db).startswith("postgresql://")
+
+    @property
+    def db(self) -> str | Path | None:
+        db = self.options.db
+        return None if db is None else db if self.is_url(db) else Path(db)
+
+    def policy_context(self, **overrides: Any) -> PolicyContext:
+        o = self.options
+        values = {"db": self.db, "entropy": o.entropy, "threshold": o.threshold, "execution_filter": o.execution_filter,
+                  "max_rows": o.max_rows, "timeout_s": o.timeout_s, **overrides}
+        return PolicyContext(**values)
+
+    # -- capabilities ---------------------------------------------------------------------------------------------
+    def build_data(self, *, rebuild: bool = False) -> str:
+        """The synthetic MIMIC-IV-shaped database, seeded with the entities the questions ask about."""
+        from ehrforge.tasks.sql.recipe import ensure_database
+
+        return str(ensure_database(self.options.db, self.source, rebuild=rebuild))
+
+    def check_ready(self) -> None:
+        """Open the database now (default: the cached demo one, built on first use), so a bad ``--db`` fails at
+        start-up with one line instead of turning every question into an "abstention"."""
+        from ehrforge.tasks.sql.execute import check_database
+
+        if self.options.db is None:
+            self.options.db = self.build_data()
+        check_database(self.db)
+
+    def demo(self, cfg: Any, **kwargs: Any) -> dict[str, Any]:
+        from ehrforge.tasks.sql.recipe import run_sql_recipe
+
+        return run_sql_recipe(cfg, **kwargs)
+
+    def tune(self, backend: Any, dev: Sequence[Record], *, batch_size: int = 8, label: str = "") -> dict[str, Any] | None:
+        """Choose the entropy threshold on ``dev`` for RS(target_penalty); a fixed ``threshold`` is kept."""
+        from ehrforge.core.progress import progress_bar
+        from ehrforge.tasks.sql.abstention import tune_threshold
+
+        if self._fixed_threshold or self.db is None:
+            return None
+        with progress_bar(f"{label or 'model'}: dev predictions", len(dev)) as adv:
+            raw = self.predict_raw(backend, dev, batch_size=batch_size, progress=adv)
+        choice = tune_threshold(self, dev, raw, self.options.target_penalty)
+        self.options.threshold = choice.threshold
+        return choice.as_dict()
+
+    def manifest_extras(self) -> dict[str, Any]:
+        return {"tuned": {"threshold": self.options.threshold, "entropy": self.options.entropy}}
+
+    def restore(self, manifest: dict[str, Any]) -> None:
+        tuned = manifest.get("tuned") or {}
+        if not self._fixed_threshold and "threshold" in tuned and tuned.get("entropy", self.options.entropy) == self.options.entropy:
+            self.options.threshold = tuned["threshold"]
+
+    def prompt_fingerprint(self) -> str:
+        return super().prompt_fingerprint() + self._system
 
     # -- data ---------------------------------------------------------------------------------------------------
     def load(self, split: str, *, limit: int | None = None, seed: int = 0, source: str | None = None) -> list[Record]:
@@ -108,42 +150,19 @@ class SQLTask(Task):
     # -- inference ----------------------------------------------------------------------------------------------
     def parse(self, generation: Generation, record: Record) -> Prediction:
         """Model output only (no execution): ``null`` → Abstain, otherwise Answer(sql) with its uncertainty."""
-        u = uncertainty(generation, self.policy.entropy)
-        confidence = math.exp(-u)
-        sql = clean_sql(generation.text)
-        if not sql or sql.lower().strip("'\" ") == ABSTAIN_TOKEN:
-            return Abstain("the model judged the question unanswerable", confidence)
-        return Answer(sql, confidence, {"uncertainty": u})
+        u = uncertainty(generation, self.options.entropy)
+        confidence = math.exp(-u) if math.isfinite(u) else 0.0
+        return model_said_null(Answer(clean_sql(generation.text), confidence, {"uncertainty": u}), self.policy_context())
 
     def apply_policy(self, pred: Prediction) -> Prediction:
-        """Entropy threshold then execution filter; returns an Abstain with the reason when either fires."""
-        if not isinstance(pred, Answer):
-            return pred
-        u = pred.evidence.get("uncertainty", 0.0)
-        if self.policy.threshold is not None and u > self.policy.threshold:
-            return Abstain(f"uncertain: {self.policy.entropy} token entropy {u:.3f} > {self.policy.threshold:.3f}", pred.confidence)
-        if self.policy.execution_filter and self.db is not None:
-            result = self.run_sql(pred.value)
-            if isinstance(result, Abstain):
-                return Abstain(result.reason, pred.confidence)
-            return Answer(pred.value, pred.confidence, {**pred.evidence, "result": result})
-        return pred
+        """The abstention policy (``abstention.POLICY``) on one parsed prediction."""
+        return apply_policy(pred, self.policy_context())
 
     def run_sql(self, sql: str) -> Any:
-        """Execute guarded, read-only SQL; an error, guard violation or empty result comes back as an Abstain."""
-        from ehrforge.tasks.sql.execute import execute_readonly
-
-        try:
-            result = execute_readonly(self.db, sql, max_rows=self.policy.max_rows, timeout_s=self.policy.timeout_s)
-        except SQLGuardError as exc:
-            return Abstain(f"SQL rejected: {exc.message}")
-        except DatabaseError as exc:
-            if "not found" in exc.message:
-                raise
-            return Abstain(f"SQL failed: {exc.message}")
-        if not result.rows:
-            return Abstain("SQL returned no rows")
-        return result
+        """Execute guarded, read-only SQL with the policy's limits; an error, guard violation or empty result comes
+        back as an Abstain."""
+        pred = apply_policy(Answer(sql, 1.0), self.policy_context(threshold=None, execution_filter=True))
+        return pred if isinstance(pred, Abstain) else pred.evidence["result"]
 
     def predict_raw(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
         """Generations parsed, before any abstention policy (for threshold tuning)."""
@@ -154,8 +173,10 @@ class SQLTask(Task):
 
     def ask(self, backend: Any, question: str, **_: Any) -> dict[str, Any]:
         """Answer one question end to end (the CLI ``ask`` verb and the server's ``/v1/sql/ask``)."""
-        record = {"id": "ask", "question": question}
-        pred = self.predict(backend, [record], batch_size=1)[0]
+        refused = self.unanswerable_input(question)
+        if refused is not None:
+            return reply_from_prediction(refused)
+        pred = self.predict(backend, [self.ask_record(question)], batch_size=1)[0]
         if isinstance(pred, Abstain):
             return {"answer": None, "abstained": True, "reason": pred.reason, "confidence": round(pred.confidence, 4)}
         result = pred.evidence.get("result")
@@ -183,6 +204,14 @@ class SQLTask(Task):
         real = self.gold_answers(records)
         pred = execution_answers(self.db, pred_sql, "pred")
         return rs_table(real, pred)
+
+    def executed_answers(self, records: Sequence[Record], predictions: Sequence[Prediction]) -> dict[str, str]:
+        """Canonical executed answers of the predictions, as the scorer compares them (threshold tuning)."""
+        from ehrforge.tasks.sql.score import execution_answers
+
+        self._need_db()
+        return execution_answers(self.db, {r["id"]: (p.value if isinstance(p, Answer) else ABSTAIN_TOKEN)
+                                           for r, p in zip(records, predictions)}, "pred")
 
     def _need_db(self) -> None:
         if self.db is None:

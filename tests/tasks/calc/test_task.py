@@ -24,8 +24,8 @@ GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "calc"
 def test_registered_and_options_validated() -> None:
     assert isinstance(get_task("calc"), CalcTask)
     with pytest.raises(ConfigError) as err:
-        CalcTask(stage="rl", n_train="many", n_valid=-1)
-    assert "stage" in str(err.value) and "n_train" in str(err.value) and "n_valid" in str(err.value)
+        CalcTask(mode_of_thinking="rl", n_train="many", n_valid=-1)
+    assert all(f"task_options.{k}" in str(err.value) for k in ("mode_of_thinking", "n_train", "n_valid"))
     with pytest.raises(UnknownNameError):
         CalcTask(calculators="bmi,nonsense")
     assert CalcTask(n_valid="10").load("valid") and len(CalcTask(n_valid="10").load("valid")) == 10
@@ -132,15 +132,15 @@ def test_sft_then_grpo_then_eval_on_tiny_model(tiny_model_dir, tmp_path) -> None
     """The two-stage recipe end to end on a real (tiny, random) model: SFT adapter → GRPO adapter on top → eval."""
     from ehrforge.core.backends import load_backend
     from ehrforge.core.grpo import GRPOSettings
-    from ehrforge.core.sft import SFTConfig
+    from ehrforge.core.sft import SFTSettings
 
     records = CalcTask().load("train", limit=4)
-    sft = CalcTask(stage="sft").train(
-        records, str(tiny_model_dir), tmp_path / "sft", SFTConfig(max_steps=1, batch_size=2, max_seq_len=2048)
+    sft = CalcTask().train(
+        records, str(tiny_model_dir), tmp_path / "sft", SFTSettings(max_steps=1, batch_size=2, max_seq_len=2048)
     )
-    grpo_task = CalcTask(stage="grpo", max_new_tokens=8)
+    grpo_task = CalcTask(max_new_tokens=8)
     settings = GRPOSettings(max_steps=1, num_generations=2, prompts_per_step=1, max_completion_length=8)
-    out = grpo_task.train(records, str(sft), tmp_path / "grpo", settings)
+    out = grpo_task.train(records, str(sft), tmp_path / "grpo", settings, stage="grpo")
     meta = json.loads((out / "ehrforge_model.json").read_text())
     assert (
         meta["rewards"] == ["format_reward", "correctness_reward"]

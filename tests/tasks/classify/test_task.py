@@ -28,7 +28,7 @@ def test_bad_options_are_listed_together():
     with pytest.raises(ConfigError) as err:
         ClassifyTask(head="svm", max_chars=10, positive_rate=2)
     msg = str(err.value)
-    assert "head must be one of" in msg and "max_chars" in msg and "positive_rate" in msg
+    assert "task_options.head" in msg and "task_options.max_chars" in msg and "task_options.positive_rate" in msg
 
 
 def test_synthetic_splits_are_deterministic_disjoint_and_cover_every_kind():

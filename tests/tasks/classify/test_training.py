@@ -12,7 +12,7 @@ import json
 import pytest
 
 from ehrforge.core.backends import load_backend
-from ehrforge.core.sft import SFTConfig
+from ehrforge.core.sft import SFTSettings
 from ehrforge.core.types import Abstain, Answer
 from ehrforge.tasks.classify.seqcls import SeqClsBackend, SeqClsConfig, default_encoder, is_seqcls_folder
 from ehrforge.tasks.classify.task import ClassifyTask
@@ -36,7 +36,7 @@ def test_generative_lora_student_trains_on_labelled_records_only(tiny_model_dir,
     task = ClassifyTask(n_train=12, n_test=6, max_chars=300)
     records = task.load("train")
     records[0] = {**records[0], "label": None}  # the teacher failed on this one
-    out = task.train(records, str(tiny_model_dir), tmp_path / "student", SFTConfig(max_steps=2, batch_size=4))
+    out = task.train(records, str(tiny_model_dir), tmp_path / "student", SFTSettings(max_steps=2, batch_size=4))
     meta = json.loads((out / "ehrforge_model.json").read_text())
     assert meta["train_records"] == 11 and meta["task"] == "classify" and meta["steps"] == 2
     backend = load_backend(f"transformers:{out}")

@@ -33,8 +33,9 @@ def test_relation_examples_mark_pairs_and_labels(notes):
 
 
 def test_train_extractor_and_predict_through_the_task(notes, tiny_encoder_dir, tmp_path):
-    out = train_extractor(notes, tmp_path / "student", entity_labels=["Chemical", "Disease"], relation=RelationSpec(),
-                          cfg=FAST, base=str(tiny_encoder_dir))
+    out = ExtractTask(entities="Chemical,Disease", encoder=str(tiny_encoder_dir)).train(notes, None, tmp_path / "student", FAST)
+    card = json.loads((out / "ehrforge_model.json").read_text())
+    assert card["task"] == "extract" and card["predictor"].endswith(":EncoderExtractor")
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["relation"]["name"] == "CID" and manifest["train_records"] == 40
     ner_meta = json.loads((out / "ner" / "ehrforge_train.json").read_text())
@@ -42,7 +43,9 @@ def test_train_extractor_and_predict_through_the_task(notes, tiny_encoder_dir, t
     assert not (out / "ner.checkpoints").exists() and not (out / "ner.tmp").exists()
 
     task = ExtractTask()
-    model = task.load_model(str(out))
+    from ehrforge.core.loader import load_model
+
+    model = load_model(str(out), task)
     assert isinstance(model, EncoderExtractor)
     preds = task.predict(model, notes[:10])
     assert len(preds) == 10 and all(isinstance(p, Answer) for p in preds)
@@ -144,11 +147,11 @@ def test_minilm_student_learns_synthetic_notes(tmp_path, sample_lexicon_teacher)
 
 
 def test_decoder_student_uses_core_sft(tiny_model_dir, tmp_path):
-    from ehrforge.core.sft import SFTConfig
+    from ehrforge.core.sft import SFTSettings
 
     task = ExtractTask(dataset="sample", student="decoder")
     out = task.train(task.load("train", limit=4), str(tiny_model_dir), tmp_path / "dec",
-                     SFTConfig(max_steps=2, batch_size=2, lora_r=2, save_steps=100, max_seq_len=2048))
+                     SFTSettings(max_steps=2, batch_size=2, lora_r=2, save_steps=100, max_seq_len=2048))
     assert (out / "adapter_config.json").exists()
     assert json.loads((out / "ehrforge_model.json").read_text())["task"] == "extract"
 

@@ -111,7 +111,7 @@ def test_options_are_validated_all_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         get_task("fhirqa", subtask="everything", context_tokens=3, abstain_below=2)
     assert len(err.value.problems) == 3
-    with pytest.raises(ConfigError, match="context_tokens must be a number"):
+    with pytest.raises(ConfigError, match="task_options.context_tokens: Input should be a valid integer"):
         get_task("fhirqa", context_tokens="lots")
     assert get_task("fhirqa", context_tokens="512", abstain_below="0.5").context_tokens == 512  # CLI strings
     bad = tmp_path / "qa.jsonl"

@@ -9,7 +9,7 @@ import pytest
 
 from ehrforge.core.backends import load_backend
 from ehrforge.core.evaluate import evaluate
-from ehrforge.core.sft import SFTConfig
+from ehrforge.core.sft import SFTSettings
 from ehrforge.core.types import Abstain, Answer
 from ehrforge.tasks import get_task
 from ehrforge.tasks.fhirqa.training import train_sequential
@@ -18,7 +18,7 @@ from ehrforge.tasks.fhirqa.training import train_sequential
 def test_sequential_training_then_eval_and_ask(tiny_model_dir: Path, tmp_path: Path) -> None:
     task = get_task("fhirqa", subtask="both", max_candidates=2, context_tokens=256)
     records = task.load("train", limit=4, seed=0)
-    cfg = SFTConfig(max_steps=1, batch_size=2, max_seq_len=2048, lora_r=4, lora_alpha=8, save_steps=100)
+    cfg = SFTSettings(max_steps=1, batch_size=2, max_seq_len=2048, lora_r=4, lora_alpha=8, save_steps=100)
     out = train_sequential(records, str(tiny_model_dir), tmp_path / "fhirqa", cfg, task_options={"max_candidates": 2})
     assert (out["select"] / "adapter_config.json").exists() and (out["answer"] / "adapter_config.json").exists()
     meta = json.loads((out["answer"] / "ehrforge_model.json").read_text())
@@ -28,7 +28,7 @@ def test_sequential_training_then_eval_and_ask(tiny_model_dir: Path, tmp_path: P
     # the stacked adapter loads like any model and runs the whole two-step pipeline
     backend = load_backend(f"transformers:{out['answer']}")
     valid = task.load("valid", limit=2, seed=0)
-    task.max_new_tokens = 8
+    task.options.max_new_tokens = 8
     results = evaluate(task, {"tiny-seq": backend}, valid)
     metrics = results["tiny-seq"]
     assert {"select_f1", "meteor", "abstain_rate", "examples_per_s"} <= metrics.keys()
@@ -53,7 +53,7 @@ def test_sequential_training_then_eval_and_ask(tiny_model_dir: Path, tmp_path: P
 def test_task_train_single_subtask(tiny_model_dir: Path, tmp_path: Path) -> None:
     task = get_task("fhirqa", subtask="answer", max_candidates=2)
     records = task.load("train", limit=2, seed=1)
-    adapter = task.train(records, str(tiny_model_dir), tmp_path / "ans", SFTConfig(max_steps=1, batch_size=2, max_seq_len=2048, lora_r=4))
+    adapter = task.train(records, str(tiny_model_dir), tmp_path / "ans", SFTSettings(max_steps=1, batch_size=2, max_seq_len=2048, lora_r=4))
     assert json.loads((adapter / "ehrforge_model.json").read_text())["task"] == "fhirqa"
 
 

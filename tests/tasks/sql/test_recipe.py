@@ -21,7 +21,7 @@ def demo_db(tmp_path_factory):
 def test_recipe_end_to_end_with_tiny_model(tiny_model_dir, demo_db, tmp_path):
     cfg = load_config(
         overrides=["sft.max_steps=2", "sft.max_seq_len=4096", "data.train_limit=12", "data.valid_limit=6"],
-        model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), db=str(demo_db), max_new_tokens=12,
+        model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), task_options={"db": str(demo_db)}, max_new_tokens=12,
     )
     result = run_sql_recipe(cfg, stages=2)
     rows = result["rows"]

@@ -1,0 +1,112 @@
+"""The one model loader: CLI, recipes, server and benchmarks all turn a model spec into something that predicts here.
+
+A folder written by ``ehrforge train`` carries ``ehrforge_model.json`` (written last) recording:
+
+* ``task`` - the task it was trained for;
+* ``predictor`` - ``"chat"`` for a (LoRA) causal LM run by a generation backend, or ``"module:Class"`` for a
+  non-chat predictor (an encoder head), constructed as ``Class(folder)``;
+* ``prompt_format`` - the task's prompt ``{name, hash}`` at training time (litgpt's saved prompt style): loading a
+  folder whose recorded prompt differs from the current code warns, because the model would be fed a prompt it
+  never saw;
+* task state such as a tuned threshold (``Task.manifest_extras``), restored into the task on load.
+
+Anything else (``bundled``, a HF folder, a ``.gguf``, ``openai:…``, ``fake``) goes to :func:`load_backend`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ehrforge.core.backends import is_local_model_spec, load_backend
+from ehrforge.core.progress import console
+from ehrforge.errors import ModelError
+
+if TYPE_CHECKING:
+    from ehrforge.tasks.base import Task
+
+MANIFEST = "ehrforge_model.json"
+CHAT = "chat"
+
+
+@dataclass
+class LoadOptions:
+    """How a local model runs (ignored by HTTP and fake backends)."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_manifest(spec: str) -> dict[str, Any] | None:
+    """The manifest of a trained folder, or None for anything else; a corrupt one is a one-line ModelError."""
+    path = Path(spec).expanduser()
+    meta = path / MANIFEST
+    if not path.is_dir() or not meta.is_file():
+        return None
+    try:
+        manifest = json.loads(meta.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelError(f"{meta} is not valid JSON (a corrupt or half-copied model folder)",
+                         "re-copy the folder or retrain it with `ehrforge train`") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{meta} is not a model manifest", "re-copy the folder or retrain it with `ehrforge train`")
+    return manifest
+
+
+def model_card(task: Task, predictor: str = CHAT) -> dict[str, Any]:
+    """What every trainer writes into the manifest so the loader can run the folder later."""
+    return {"task": task.name, "predictor": predictor, "prompt_format": task.prompt_format(), **task.manifest_extras()}
+
+
+def check_prompt_format(manifest: dict[str, Any], task: Task | None, spec: str) -> bool:
+    """Warn (on stderr) when a folder was trained with another prompt than the current code builds."""
+    recorded = manifest.get("prompt_format")
+    if task is None or not recorded or manifest.get("task") not in (None, task.name):
+        return True
+    current = task.prompt_format()
+    if recorded.get("hash") == current["hash"]:
+        return True
+    console.print(
+        f"[yellow]warning:[/] {spec} was trained with prompt {recorded.get('name')} #{recorded.get('hash')}, the "
+        f"current code builds {current['name']} #{current['hash']}: answers may be worse than when it was trained"
+    )
+    return False
+
+
+def _predictor(path: str, target: str) -> Any:
+    module, _, name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ModelError(f"{path} needs predictor {target}, which this ehrforge does not have",
+                         "upgrade ehrforge or retrain the model with this version") from None
+    return cls(path)
+
+
+def load_model(spec: str, task: Task | None = None, options: LoadOptions | None = None) -> Any:
+    """A backend (``generate``) or predictor for ``spec``; restores the task state the folder recorded."""
+    options = options or LoadOptions()
+    manifest = read_manifest(spec)
+    if manifest is not None:
+        if task is not None and manifest.get("task") not in (None, task.name):
+            console.print(f"[yellow]warning:[/] {spec} was trained for the {manifest['task']} task, not {task.name}")
+        check_prompt_format(manifest, task, spec)
+        if task is not None and manifest.get("task") in (None, task.name):
+            task.restore(manifest)
+        predictor = manifest.get("predictor", CHAT)
+        if predictor != CHAT:
+            return _predictor(spec, predictor)
+    if is_local_model_spec(spec):
+        return load_backend(spec, device=options.device, dtype=options.dtype, batch_size=options.batch_size, **options.extra)
+    return load_backend(spec)
+
+
+def trained_task(spec: str) -> str | None:
+    """The task a trained folder was made for (None for base models and endpoints)."""
+    manifest = read_manifest(spec)
+    return manifest.get("task") if manifest else None
