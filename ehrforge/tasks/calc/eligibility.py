@@ -208,6 +208,13 @@ class EligibilityTask(Task):
     summary = "patient–trial eligibility matching on synthetic criteria (verifiable)"
     metric = "accuracy"
     default_max_new_tokens = 128
+    ask_fields = {
+        "criteria": "the trial's criteria, one per line (CLI --context criteria=@trial.txt; HTTP context.criteria)",
+        "patient": "the patient summary (CLI --context patient=@patient.txt; HTTP context.patient)",
+    }
+
+    def ask_record(self, question: str, **context: Any) -> Record:
+        return {"id": "ask", "question": question, "criteria": context["criteria"], "patient": context["patient"]}
 
     def load(self, split: str, *, limit: int | None = None, seed: int = 0, source: str | None = None) -> list[Record]:
         offset = {"train": 0, "valid": 1, "test": 2}.get(split, 3)

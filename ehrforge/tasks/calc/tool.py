@@ -398,3 +398,67 @@ def _run(call: Any, calculator: str | int | Calculator | None) -> Answer | Absta
             "explanation": _explain(calc, call, values),
         },
     )
+
+
+# --- prompts -------------------------------------------------------------------------------------------------------
+
+
+def prompt_params(calculator: str | int) -> str:
+    """The calculator's parameters as the tool-mode prompt lists them: short (token budget), units where the unit
+    matters, bool findings grouped.
+
+    >>> prompt_params("cockcroft_gault")
+    'age; sex (male|female); weight (kg|lb); height (cm|m|in); creatinine (mg/dL|µmol/L)'
+    >>> prompt_params("curb65")
+    'age; bun (mg/dL|mmol/L); resp_rate; sbp; dbp; true if present: confusion'
+    """
+    calc = _lookup(calculator)
+    if calc is not None and calc.key == "mme":
+        drugs = ", ".join(f"{d} ({OPIOIDS[d][1]})" for d in OPIOIDS)
+        return f"for each opioid taken: <drug>_dose and <drug>_doses_per_day; drugs: {drugs}"
+    parts, flags = [], []
+    for p in tool_schema(calculator):
+        if p.kind == "bool":
+            flags.append(p.name)
+        elif p.kind == "categorical":
+            parts.append(f"{p.name} ({'|'.join(p.options)})")
+        elif p.kind == "date":
+            parts.append(f"{p.name} (MM/DD/YYYY)")
+        elif p.convertible:
+            parts.append(f"{p.name} ({'|'.join(dict.fromkeys(p.units))})")
+        else:
+            parts.append(p.name + ("" if p.required else " (if given)"))
+    if flags:
+        parts.append("true if present: " + ", ".join(flags))
+    return "; ".join(parts)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = set("the a an of in is what patient's patients patient score using for to and based on your their in terms with".split())
+
+
+def match_calculator(question: str) -> Calculator | None:
+    """The calculator a free-text question asks for (its MedCalc-Bench question, name or key), or None when no
+    calculator matches well (the caller then says so instead of guessing).
+
+    >>> match_calculator("What is the CURB-65 score?").key, match_calculator("Estimate creatinine clearance (Cockcroft-Gault)").key
+    ('curb65', 'cockcroft_gault')
+    >>> match_calculator("How tall is the Eiffel tower?") is None
+    True
+    """
+    tokens = _WORD.findall(str(question).lower()[:4000])
+    words = set(tokens) - _STOP
+    if not words:
+        return None
+    # "CURB-65" reads as curb + 65 and "MELD Na" as meld + na: keys match whole words or adjacent pairs
+    glued = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])} | {a + b + c for a, b, c in zip(tokens, tokens[1:], tokens[2:])}
+    best, best_score = None, 0.0
+    for calc in CALCULATORS.values():
+        name_words = set(_WORD.findall(f"{calc.name} {calc.key.replace('_', ' ')}".lower())) - _STOP
+        question_words = set(_WORD.findall(calc.question.lower())) - _STOP
+        joined = "".join(_WORD.findall(calc.key.lower()))
+        score = 2.0 * len(words & name_words) + 0.5 * len(words & question_words)
+        score += 3.0 * (joined in glued)
+        if score > best_score:
+            best, best_score = calc, score
+    return best if best_score >= 3.0 else None

@@ -50,8 +50,8 @@ def test_doctests(module) -> None:
 
 
 def test_gold_targets_earn_full_reward_and_wrong_answers_none() -> None:
-    """The SFT targets are exactly what the rewards call correct: the two stages teach the same thing."""
-    task = CalcTask()
+    """The SFT targets are exactly what the rewards call correct: the two stages teach the same thing (both modes)."""
+    task = CalcTask(mode="reasoning")
     records = task.load("train", limit=90)
     rows = [task.grpo_example(r) for r in records]
     cols = {k: [row[k] for row in rows] for k in rows[0] if k != "prompt"}
@@ -70,11 +70,18 @@ def test_gold_targets_earn_full_reward_and_wrong_answers_none() -> None:
         wrong.append(f"<answer>{bad}</answer>")
     assert correctness_reward(wrong, **cols) == [0.0] * len(records)
     assert format_reward(wrong, **cols) == [1.0] * len(records)
+    tool = CalcTask(mode="tool")
+    rows = [tool.grpo_example(r) for r in records]
+    cols = {k: [row[k] for row in rows] for k in rows[0] if k != "prompt"}
+    gold = [[{"role": "assistant", "content": tool.target(r)}] for r in records]
+    for reward in tool.rewards():
+        assert reward(gold, **cols) == [1.0] * len(records), reward.__name__
 
 
 def test_length_penalty_is_opt_in() -> None:
-    assert [f.__name__ for f in CalcTask().rewards()] == ["format_reward", "correctness_reward"]
-    fns = CalcTask(length_penalty_chars=50).rewards()
+    assert [f.__name__ for f in CalcTask(mode="reasoning").rewards()] == ["format_reward", "correctness_reward"]
+    assert [f.__name__ for f in CalcTask().rewards()] == ["tool_format_reward", "tool_param_reward", "tool_correctness_reward"]
+    fns = CalcTask(mode="reasoning", length_penalty_chars=50).rewards()
     assert fns[-1].__name__ == "length_penalty" and fns[-1](["x" * 100]) == [-1.0]
     assert length_penalty(["short"]) == [0.0]
 
