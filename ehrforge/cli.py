@@ -22,6 +22,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ehrforge.errors import ConfigError, EhrforgeError
+from ehrforge.tasks import DEFAULT_LABEL_TASK
 
 app = typer.Typer(
     name="ehrforge",
@@ -31,6 +32,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _flags_show_no_type() -> None:
+    """typer 0.29 prints ``<bool>`` beside every flag in --help (``--json <bool>``), which reads as if the flag took
+    a value; a flag has no value to describe, so show none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_ehrforge", False):
+        return
+
+    def display_type_rich(self, ctx):  # noqa: ANN001 - typer's signature
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._ehrforge = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
 
 TaskOpt = Annotated[Optional[str], typer.Option("--task", "-t", help="Recipe (see `ehrforge tasks`); default: sql.")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'bundled', a local HF folder, a folder written by `ehrforge train`, a .gguf file, or openai:URL#name.")]
@@ -157,9 +177,9 @@ def data(
     cfg = _config(None, None, task=task)
     if source:
         cfg.data.source = source
+    _writable(Path(db) if db and "://" not in db else None, "--db")  # before the task opens (or misses) the file
     t = _task(cfg, db=db)
     t.require(Capability.DATA, "ehrforge data", f"use `ehrforge synth --task {t.name}` to write training data")
-    _writable(Path(db) if db and "://" not in db else None, "--db")
     typer.echo(str(t.build_data(rebuild=rebuild)))
 
 
@@ -170,7 +190,7 @@ app.add_typer(label_app, name="label")
 @label_app.callback(invoke_without_command=True)
 def label(
     ctx: typer.Context,
-    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose records are labelled.")] = "classify",
+    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose records are labelled.")] = DEFAULT_LABEL_TASK,
     teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec (openai:URL#model, a local model, or simulated[:noise] where the task has a stand-in).")] = None,
     input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="Records to label (JSONL, or a folder/file in the task's format).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Labelled JSONL (re-running resumes).")] = None,
@@ -210,7 +230,7 @@ def label_filter(
     min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep labels at or above this confidence (threshold strategy).")] = 0.9,
     strategy: Annotated[str, typer.Option(help="threshold, top-fraction or per-label-top-fraction.")] = "threshold",
     keep_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fraction kept by the top-fraction strategies.")] = 0.5,
-    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose labels are filtered.")] = "classify",
+    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose labels are filtered.")] = DEFAULT_LABEL_TASK,
 ) -> None:
     """Keep confident labels; send the rest to a review queue a person can edit (JSONL, CSV, Argilla)."""
     from ehrforge.core.label import filter_labels
@@ -227,7 +247,7 @@ def label_import_review(
     labelled: Annotated[Path, typer.Option(help="Labelled JSONL from `ehrforge label`.")],
     reviewed: Annotated[Path, typer.Option(help="The edited review file (JSONL, CSV or Argilla export).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged labels with provenance teacher / human / filtered-out / unreviewed.")],
-    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose labels are merged.")] = "classify",
+    task: Annotated[str, typer.Option("--task", "-t", help="Recipe whose labels are merged.")] = DEFAULT_LABEL_TASK,
 ) -> None:
     """Merge reviewed labels back, recording where each label came from."""
     from ehrforge.core.label import import_review
@@ -388,29 +408,31 @@ def ask(
 
 
 def _print_reply(reply: dict[str, Any]) -> None:
+    """An ask reply for a person: the answer's fields (a result table where the answer has rows), its confidence;
+    or the abstention's reason (and, dimmed, what was rejected)."""
     from rich.table import Table
 
     from ehrforge.core.progress import console
 
     out = console.__class__()  # stdout console for the answer itself
+    answer = reply.get("answer")
+    fields = answer if isinstance(answer, dict) else ({"answer": answer} if answer is not None else {})
     if reply.get("abstained"):
         out.print(f"[bold yellow]I can't answer that reliably[/] — {reply.get('reason')} (confidence {reply.get('confidence', 0):.2f})", highlight=False)
-        if isinstance(reply.get("answer"), dict) and reply["answer"].get("sql"):
-            out.print(f"[dim]rejected SQL: {reply['answer']['sql']}[/]", highlight=False)
+        for key, value in fields.items():
+            out.print(f"[dim]rejected {key}: {value}[/]", highlight=False)
         return
-    answer = reply["answer"] if isinstance(reply.get("answer"), dict) else {"answer": reply.get("answer")}
-    if "sql" in answer:
-        out.print(f"[bold]SQL[/] {answer['sql']}", highlight=False)
-    if "rows" in answer:
-        table = Table(*answer.get("columns", []))
-        for row in answer["rows"][:50]:
+    rows = fields.get("rows")
+    for key, value in fields.items():
+        if key not in ("rows", "columns", "truncated"):
+            out.print(f"[bold]{key}[/] {value}", highlight=False)
+    if isinstance(rows, list):
+        table = Table(*[str(c) for c in fields.get("columns", [])])
+        for row in rows[:50]:
             table.add_row(*[str(v) for v in row])
         out.print(table)
-        if answer.get("truncated") or len(answer["rows"]) > 50:
-            out.print(f"[dim]({len(answer['rows'])} rows; showing 50{', truncated at the row limit' if answer.get('truncated') else ''})[/]")
-    for key, value in answer.items():
-        if key not in ("sql", "rows", "columns", "truncated"):
-            out.print(f"[bold]{key}[/] {value}", highlight=False)
+        if fields.get("truncated") or len(rows) > 50:
+            out.print(f"[dim]({len(rows)} rows; showing 50{', truncated at the row limit' if fields.get('truncated') else ''})[/]")
     out.print(f"confidence {reply.get('confidence', 0):.2f}")
 
 
@@ -484,7 +506,7 @@ def demo(
     from ehrforge.core.io import atomic_write_json
     from ehrforge.core.progress import console
     from ehrforge.core.report import metrics_table
-    from ehrforge.tasks import Capability
+    from ehrforge.tasks import Capability, tasks_with
 
     start = time.perf_counter()
     _writable(json_out, "--json")
@@ -493,7 +515,7 @@ def demo(
     cfg.data.train_limit = cfg.data.train_limit or train_limit
     cfg.data.valid_limit = cfg.data.valid_limit or valid_limit
     t = _task(cfg)
-    t.require(Capability.DEMO, "ehrforge demo", "the sql task has a demo: ehrforge demo --task sql")
+    t.require(Capability.DEMO, "ehrforge demo", f"tasks with a demo: {', '.join(tasks_with(Capability.DEMO))}")
     result = t.demo(cfg, stages=stages)
     keys = result.get("table_keys")
     console.print(metrics_table(result["rows"], title=f"{t.name} demo · test n={result['sizes']['test']}", keys=keys))
@@ -526,10 +548,52 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _undecodable_argument() -> int | None:
+    """The position of a command-line argument that is not valid UTF-8 (Python keeps such bytes as lone surrogates,
+    which fail later, deep inside a tokenizer or a log write), or None."""
+    for i, arg in enumerate(sys.argv[1:], start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return i
+    return None
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Click's UsageError class(es): typer >= 0.29 raises its vendored copy, older typer the click package's."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).UsageError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def main() -> None:
     _quiet_libraries()
     try:
-        app()
+        bad = _undecodable_argument()
+        if bad is not None:
+            raise ConfigError([f"command-line argument {bad} is not valid UTF-8 text"],
+                              "re-type it, or set a UTF-8 locale (e.g. LANG=C.UTF-8) in the shell")
+        # standalone_mode=False: usage errors come back here, to be one line and exit 1 like every other error,
+        # instead of click's boxed message and exit 2
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except _usage_errors() as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `ehrforge`: the help text, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = f"`{ctx.command_path} --help`" if ctx is not None else "`ehrforge --help`"
+        typer.secho(f"error: {exc.format_message()} — see {where}", err=True, fg="red")
+        sys.exit(1)
+    except typer.Abort:
+        typer.echo("interrupted — re-run the same command to resume", err=True)
+        sys.exit(130)
     except EhrforgeError as exc:
         typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
         sys.exit(1)

@@ -7,7 +7,7 @@ import importlib
 from ehrforge.errors import UnknownNameError, closest
 from ehrforge.tasks.base import Capability, Task
 
-__all__ = ["TASKS", "DEFAULT_TASK", "Capability", "Task", "get_task", "option_problems", "task_class", "task_names"]
+__all__ = ["TASKS", "DEFAULT_TASK", "DEFAULT_LABEL_TASK", "Capability", "Task", "get_task", "option_problems", "task_class", "task_names"]
 
 #: name -> "module:Class" (imported lazily so `ehrforge --help` stays fast)
 TASKS: dict[str, str] = {
@@ -25,8 +25,15 @@ def task_names() -> list[str]:
     return sorted(TASKS)
 
 
-#: the task a bare ``ehrforge ask/eval/train/demo/serve`` runs (one place for the default)
+def tasks_with(capability: Capability) -> list[str]:
+    """Registered tasks declaring ``capability`` (for hints such as "tasks with a demo: …")."""
+    return [name for name in task_names() if capability in task_class(name).capabilities]
+
+
+#: the task a bare ``ehrforge ask/eval/train/demo/serve`` runs, and the one ``ehrforge label`` labels for
+#: (one place for the defaults)
 DEFAULT_TASK = "sql"
+DEFAULT_LABEL_TASK = "classify"
 
 
 def task_class(name: str) -> type[Task]:

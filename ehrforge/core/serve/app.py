@@ -43,6 +43,7 @@ from ehrforge.core.serve.scheduler import Overloaded, Scheduler
 from ehrforge.core.serve.settings import ServeSettings
 from ehrforge.core.types import Generation
 from ehrforge.errors import EhrforgeError, ServeError
+from ehrforge.tasks import DEFAULT_TASK
 
 log = logging.getLogger("ehrforge.serve")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -207,8 +208,8 @@ def unaccepted_context(ask: Any, context: dict[str, Any]) -> list[str]:
     """Context keys that ``ask`` would not accept as keyword arguments.
 
     >>> def ask(backend, question, *, patient_id=None): ...
-    >>> unaccepted_context(ask, {"patient_id": "p1", "question": "x", "sql": "y"})
-    ['question', 'sql']
+    >>> unaccepted_context(ask, {"patient_id": "p1", "question": "x", "note": "y"})
+    ['question', 'note']
     """
     import inspect
 
@@ -317,7 +318,7 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
                                             "owned_by": "ehrforge"}]}
 
     # What the page selects first: the task the server was started for, not whichever sorts first alphabetically.
-    default_task = settings.default_task if settings.default_task in tasks else ("sql" if "sql" in tasks else next(iter(tasks), None))
+    default_task = settings.default_task if settings.default_task in tasks else (DEFAULT_TASK if DEFAULT_TASK in tasks else next(iter(tasks), None))
 
     @app.get("/v1/tasks")
     async def list_tasks(who: str = Depends(caller)) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ehrforge.config import RunConfig
 from ehrforge.core.evaluate import evaluate, peak_rss_mb
@@ -20,7 +20,9 @@ from ehrforge.core.progress import console, progress_bar
 from ehrforge.core.sft import train_sft
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain
 from ehrforge.tasks.sql import data as sql_data
-from ehrforge.tasks.sql.task import SQLTask
+
+if TYPE_CHECKING:  # the task imports this module (its demo); at run time we build it through the registry
+    from ehrforge.tasks.sql.task import SQLTask
 
 TABLE_KEYS = ["RS0", "RS5", "RS10", "RSN", "execution_accuracy", "abstention_precision", "abstention_recall", "threshold"]
 
@@ -67,12 +69,55 @@ def _evaluate_model(name: str, task: SQLTask, backend: Any, dev: list, test: lis
     return metrics
 
 
-def pseudo_label_unanswerable(task: SQLTask, backend: Any, pool: list, cfg: RunConfig) -> list[dict[str, Any]]:
-    """Self-training: pool questions the stage-1 model gets uncertain or non-executable answers on are labelled
-    unanswerable ("null"). Only these pseudo-negatives are added; we have no trustworthy SQL for the rest."""
+def save_tuning(folder: Path, task: SQLTask) -> None:
+    """Write the threshold (and its RS curve) just tuned on dev into a trained folder's manifest, so ``ask`` and
+    ``serve`` use the very policy that was measured."""
+    import json
+
+    from ehrforge.core.loader import MANIFEST
+
+    path = Path(folder) / MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.update(task.manifest_extras())
+    atomic_write_json(path, manifest)
+
+
+def unanswerable_rate(records: list) -> float:
+    """Share of labelled records whose gold is ``null``: the cap on how many pool questions may be pseudo-labelled
+    unanswerable (EHRSQL valid: about 20 %)."""
+    labelled = [r for r in records if r.get("sql")]
+    return sum(not sql_data.is_answerable(r) for r in labelled) / len(labelled) if labelled else 0.0
+
+
+def pseudo_label_unanswerable(task: SQLTask, backend: Any, pool: list, cfg: RunConfig, rate: float) -> tuple[list, dict[str, Any]]:
+    """Self-training: among pool questions the stage-1 model abstains on (null, over its threshold, guard, failed
+    or empty execution), the most uncertain ones are labelled unanswerable ("null") -- at most ``rate`` of the pool,
+    non-executable answers counting as most uncertain. Without the cap a weak stage 1 labels the whole pool
+    unanswerable and stage 2 learns to abstain on everything. Only these pseudo-negatives are added; we have no
+    trustworthy SQL for the rest."""
+    import math
+
     with progress_bar("stage 1: pseudo-labelling pool", len(pool)) as adv:
-        preds = task.predict(backend, pool, batch_size=cfg.batch_size, progress=adv)
-    return [{"id": f"pseudo-{r['id']}", "question": r["question"], "sql": ABSTAIN_TOKEN} for r, p in zip(pool, preds) if isinstance(p, Abstain)]
+        raw = task.predict_raw(backend, pool, batch_size=cfg.batch_size, progress=adv)
+    policed = [task.apply_policy(p) for p in raw]
+
+    def how_uncertain(raw_pred: Any, pred: Any) -> float:
+        if isinstance(pred, Abstain) and not pred.reason.startswith("uncertain"):
+            return math.inf  # said null, or the SQL does not run: the strongest evidence
+        u = raw_pred.evidence.get("uncertainty", 0.0) if hasattr(raw_pred, "evidence") else math.inf
+        return u if math.isfinite(u) else math.inf
+
+    cap = round(rate * len(pool))
+    ranked = sorted((i for i, p in enumerate(policed) if isinstance(p, Abstain)),
+                    key=lambda i: -how_uncertain(raw[i], policed[i]))[:cap]
+    picked = [pool[i] for i in sorted(ranked)]
+    pseudo = [{"id": f"pseudo-{r['id']}", "question": r["question"], "sql": ABSTAIN_TOKEN} for r in picked]
+    stats = {"pool": len(pool), "stage1_abstained": sum(isinstance(p, Abstain) for p in policed),
+             "cap_rate": round(rate, 4), "cap": cap, "pseudo_labelled": len(pseudo),
+             # the pool is labelled EHRSQL valid data whose labels self-training never reads; they measure it here
+             "truly_unanswerable": sum(not sql_data.is_answerable(r) for r in picked if r.get("sql")),
+             "pool_unanswerable": sum(not sql_data.is_answerable(r) for r in pool if r.get("sql"))}
+    return pseudo, stats
 
 
 def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True) -> dict[str, Any]:
@@ -83,7 +128,9 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     options = {**cfg.task_options, "db": str(db), "source": source}
     if cfg.max_new_tokens:
         options["max_new_tokens"] = cfg.max_new_tokens
-    task = SQLTask(**options)
+    from ehrforge.tasks import get_task
+
+    task: SQLTask = get_task("sql", **options)  # type: ignore[assignment]
     train = task.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed)
     dev, test, pool = sql_data.split_three(task.load("valid", seed=cfg.data.seed), seed=cfg.data.seed)
     if cfg.data.valid_limit:
@@ -107,10 +154,11 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     train1_s = time.perf_counter() - start
     stage1 = _load_student(str(stage1_dir), task, cfg)
     rows["stage1"] = _evaluate_model("stage 1", task, stage1, dev, test, cfg) | {"train_s": round(train1_s, 1)}
+    save_tuning(stage1_dir, task)
 
     if stages >= 2 and task.options.self_training:
         task.restore({"tuned": {"threshold": rows["stage1"]["threshold"]}})  # stage 1 pseudo-labels with its own threshold
-        pseudo = pseudo_label_unanswerable(task, stage1, pool, cfg)
+        pseudo, pseudo_stats = pseudo_label_unanswerable(task, stage1, pool, cfg, unanswerable_rate(dev))
         del stage1
         gc.collect()
         stage2_dir = out / "stage2"
@@ -120,7 +168,8 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         train2_s = time.perf_counter() - start
         stage2 = _load_student(str(stage2_dir), task, cfg)
         rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev, test, cfg) | {
-            "train_s": round(train2_s, 1), "pseudo_labelled": len(pseudo)}
+            "train_s": round(train2_s, 1), "pseudo_labelled": len(pseudo), "self_training": pseudo_stats}
+        save_tuning(stage2_dir, task)
         del stage2
     result = {
         "rows": rows,

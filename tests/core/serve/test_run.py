@@ -14,7 +14,7 @@ import pytest
 from serve_helpers import TOKEN
 
 from ehrforge.core.serve import ServeSettings, build_app, serve
-from ehrforge.errors import ServeError
+from ehrforge.errors import DatabaseError, ServeError
 
 
 def test_build_app_serves_the_real_sql_task(ehr_db):
@@ -23,10 +23,12 @@ def test_build_app_serves_the_real_sql_task(ehr_db):
 
 
 def test_build_app_refusals(tmp_path):
-    with pytest.raises(ServeError, match="database not found"):
-        build_app("fake", str(tmp_path / "missing.sqlite"), settings=ServeSettings(tokens={"a": TOKEN}))
-    with pytest.raises(ServeError, match="needs a database"):
-        build_app("fake", None, settings=ServeSettings(tokens={"a": TOKEN}), tasks=["sql"])
+    """A database that is missing, a text file or a folder stops the server before it starts (never abstentions)."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database")
+    for bad in (tmp_path / "missing.sqlite", text, tmp_path):
+        with pytest.raises(DatabaseError):
+            build_app("fake", str(bad), settings=ServeSettings(tokens={"a": TOKEN}))
 
 
 def test_no_tokens_on_a_network_address_is_refused(monkeypatch):
