@@ -132,7 +132,7 @@ PROBES: list[CliProbe] = [
     CliProbe("ask-calc-plain-question", "4", ["ask", "--task", "calc", "what is the BMI?", *FAKE], 0,
              check=_stdout_or_stderr_says("note")),
     CliProbe("ask-eligibility-plain-question", "4", ["ask", "--task", "eligibility", "is she eligible?", *FAKE], 0,
-             check=_stdout_or_stderr_says("missing"), xfail="4"),
+             check=_stdout_or_stderr_says("missing")),
     # -- item 5: bad --db -------------------------------------------------------------------------------------------
     CliProbe("ask-db-text-file", "5", ["ask", "how many patients?", *FAKE, "--db", "notes.txt"], 1,
              {"notes.txt": f"patient {SECRET} seen today\n"}),
@@ -167,19 +167,18 @@ PROBES: list[CliProbe] = [
     CliProbe("eval-json-folder", "8", ["eval", *FAKE, "--json", "d", "--limit", "2"], 1, {"d": None}),
     CliProbe("teacher-simulated-abc", "8", ["label", "--task", "classify", "--teacher", "simulated:abc", "--input",
              "t.jsonl", "--out", "o.jsonl"], 1, lambda f: _classify_tables(f / "t.jsonl"), no_files=("o.jsonl",)),
-    CliProbe("eval-limit-negative", "8", ["eval", *FAKE, "--limit", "-3"], 1, xfail="8 (usage errors exit 2 with a box)"),
+    CliProbe("eval-limit-negative", "8", ["eval", *FAKE, "--limit", "-3"], 1),
     CliProbe("data-db-in-proc", "8", ["data", "--db", "/proc/x.sqlite"], 1),
     CliProbe("serve-audit-log-in-proc", "8", ["serve", *FAKE, "--audit-log", "/proc/nope/a.jsonl", "--port", PORT], 1,
              subprocess=True, timeout_s=60, slow=True),
     # -- item 10: smaller ones ------------------------------------------------------------------------------------------
-    CliProbe("synth-n-negative", "10", ["synth", "--task", "extract", "--out", "o.jsonl", "--n", "-5"], 1, no_files=("o.jsonl",),
-             xfail="10 (usage errors exit 2 with a box)"),
+    CliProbe("synth-n-negative", "10", ["synth", "--task", "extract", "--out", "o.jsonl", "--n", "-5"], 1, no_files=("o.jsonl",)),
     CliProbe("train-max-steps-zero", "10", ["train", "--task", "sql", *FAKE, "--set", "sft.max_steps=0", "--out", "run"], 1),
     CliProbe("config-duplicate-keys", "10", ["eval", *FAKE, "--config", "c.yaml", "--limit", "1"], 1,
              {"c.yaml": DUPLICATE_KEYS_YAML}),
     CliProbe("serve-tokens-file-only-comments", "10", ["serve", *FAKE, "--tokens-file", "t.txt", "--port", PORT], 1,
              {"t.txt": "# tokens for ward 7\n\n# none issued yet\n"}, subprocess=True, timeout_s=60, slow=True),
-    CliProbe("help-shows-no-bool-placeholder", "10", ["eval", "--help"], 0, check=_help_has_no_bool_placeholder, xfail="10"),
+    CliProbe("help-shows-no-bool-placeholder", "10", ["eval", "--help"], 0, check=_help_has_no_bool_placeholder),
     CliProbe("eval-table-fits-80-columns", "10", ["eval", "--task", "extract", *FAKE, "--limit", "3", "--json", "r.json"], 0,
              env={"COLUMNS": "80"}, check=_fits_80_columns),
     # -- already holding ------------------------------------------------------------------------------------------
@@ -187,6 +186,11 @@ PROBES: list[CliProbe] = [
              check=_stderr_says("did you mean 'sql'")),
     CliProbe("ask-sql-answers-or-abstains", "pass:ask", ["ask", "how many patients are there?", *FAKE, "--json"], 0),
     CliProbe("phi-check-missing-file", "pass:files", ["phi-check", "nope.jsonl"], 1),
+    # -- found while probing: usage errors, non-UTF-8 arguments --------------------------------------------------
+    CliProbe("unknown-option-one-line", "8", ["eval", "--nope"], 1, check=_stderr_says("No such option")),
+    CliProbe("missing-argument-one-line", "8", ["ask"], 1, check=_stderr_says("Missing argument")),
+    CliProbe("non-utf8-question", "10", ["ask", "caf\udce9 how many patients?", *FAKE], 1,
+             check=_stderr_says("not valid UTF-8")),
 ]
 
 

@@ -137,7 +137,7 @@ PROBES: list[HttpProbe] = [
     # -- item 4: no 500 on a plain question to any task ------------------------------------------------------------
     HttpProbe("http-calc-plain-question", "4", "POST", ASK.format("calc"), (200, 400), json={"question": "what is the BMI?"}),
     HttpProbe("http-eligibility-plain-question", "4", "POST", ASK.format("eligibility"), (200, 400),
-              json={"question": "is she eligible?"}, xfail="4"),
+              json={"question": "is she eligible?"}),
     HttpProbe("http-fhirqa-no-patient", "4", "POST", ASK.format("fhirqa"), (200, 400), json={"question": "which medications?"}),
     # -- item 7: request fields validated, nothing but the exception type logged ---------------------------------------
     HttpProbe("http-chat-huge-seed", "7", "POST", CHAT, 400, json={"messages": MSG, "seed": 10**30}, check=audited),
