@@ -70,7 +70,7 @@ def test_eval_writes_one_prediction_line_per_record(trained, demo_db, tmp_path, 
     db = ["--db", str(demo_db)] if "db" in task_class(name).Options.model_fields else []
     split = "train" if name == "extract" else "valid"  # the sample extract data has a train split only
     _cli("eval", "--task", name, "--model", f"student={trained[name]}", "--limit", "3", "--split", split, *db,
-         "--predictions-out", str(preds), "--json", str(metrics), *CHAT_STUDENT.get(name, []),
+         "--predictions-out", str(preds), "--json", str(metrics), *CHAT_STUDENT.get(name, []), "--set", "max_new_tokens=8",
          *(["--set", "task_options.dataset=sample"] if name == "extract" else []))
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     assert len(rows) == 3 and len({r["id"] for r in rows}) == 3
@@ -84,7 +84,8 @@ def test_serve_loads_any_trained_folder_and_answers_or_abstains(trained, demo_db
     from ehrforge.core.serve import ServeSettings, build_app
 
     db = str(demo_db) if "db" in task_class(name).Options.model_fields else None
-    served = build_app(str(trained[name]), db, settings=ServeSettings(tokens={"t": TOKEN}))
+    served = build_app(str(trained[name]), db, settings=ServeSettings(tokens={"t": TOKEN}),
+                       task_options={name: {"max_new_tokens": 8}})
     assert list(served.state.tasks) == [name]  # a trained folder serves the task it was trained for
     with live_server(served) as server:
         headers = {"Authorization": f"Bearer {TOKEN}"}
