@@ -95,9 +95,9 @@ def load_model(spec: str, task: Task | None = None, options: LoadOptions | None 
     if manifest is not None:
         if task is not None and manifest.get("task") not in (None, task.name):
             console.print(f"[yellow]warning:[/] {spec} was trained for the {manifest['task']} task, not {task.name}")
-        check_prompt_format(manifest, task, spec)
         if task is not None and manifest.get("task") in (None, task.name):
-            task.restore(manifest)
+            task.restore(manifest)  # first: it may restore the prompt options the folder was trained with
+        check_prompt_format(manifest, task, spec)
         predictor = manifest.get("predictor", CHAT)
         if predictor != CHAT:
             return _predictor(spec, predictor)

@@ -23,12 +23,49 @@ def clean_sql(text: str) -> str:
     return text.split(";")[0].strip()
 
 
+def sql_span(text: str) -> tuple[int, int]:
+    """Where :func:`clean_sql`'s SQL lies in ``text`` (start, end); the whole text when it is not found verbatim.
+
+    >>> t = "```sql\\nSELECT 1;\\n``` done"
+    >>> start, end = sql_span(t); t[start:end]
+    'SELECT 1'
+    """
+    sql = clean_sql(text)
+    if not sql:
+        return 0, len(text)
+    m = _FENCE.search(text)
+    at = text.find(sql, m.start(1) if m else 0)
+    return (at, at + len(sql)) if at >= 0 else (0, len(text))
+
+
+def span_values(tokens: list[str], values: list[float]) -> list[float]:
+    """The values of the tokens that overlap the SQL span of the concatenated tokens (fences, a ``SQL:`` prefix
+    and prose after the first ``;`` left out); all values when the tokens do not spell the text.
+
+    >>> span_values(["```", "sql", "\\n", "SELECT", " 1", ";", "```", " Hope", " this"], [9, 9, 9, 0.1, 0.2, 5, 9, 7, 7])
+    [0.1, 0.2]
+    """
+    if len(tokens) != len(values) or not tokens:
+        return list(values)
+    text = "".join(tokens)
+    start, end = sql_span(text)
+    out, pos = [], 0
+    for tok, value in zip(tokens, values):
+        if pos < end and pos + len(tok) > start:
+            out.append(value)
+        pos += len(tok)
+    return out or list(values)
+
+
 def uncertainty(gen: Generation, how: str = "max") -> float:
-    """Token-entropy uncertainty of a generation (nats); 0 when the backend gives no entropies. Non-finite
-    per-token values (a backend's NaN) count as maximally uncertain rather than vanishing from a max or mean.
+    """Token-entropy uncertainty of the SQL in a generation (nats): only tokens of the SQL span count, not code
+    fences or trailing prose; 0 when the backend gives no entropies. Non-finite per-token values (a backend's NaN)
+    count as maximally uncertain rather than vanishing from a max or mean.
 
     >>> uncertainty(Generation("x", tokens=["a", "b"], token_entropies=[0.2, float("nan")]))
     inf
+    >>> uncertainty(Generation("SELECT 1; ok", tokens=["SELECT", " 1", ";", " ok"], token_entropies=[0.1, 0.3, 2.0, 4.0]))
+    0.3
     """
     ents = gen.token_entropies or []
     if not ents:
@@ -36,5 +73,6 @@ def uncertainty(gen: Generation, how: str = "max") -> float:
             ents = [-lp for lp in gen.token_logprobs]
         else:
             return 0.0
+    ents = span_values(list(gen.tokens), list(ents))
     ents = [e if math.isfinite(e) else math.inf for e in ents]
     return max(ents) if how == "max" else sum(ents) / len(ents)

@@ -35,6 +35,13 @@ If the question cannot be answered from this database, reply exactly: null
 Tables:
 {schema}"""
 
+#: The student prompt: no schema (a fine-tuned model has learned it; the schema was ~82 % of every training token).
+#: Retrieved demonstrations (question -> SQL turns before the question) carry the tables and idioms instead.
+COMPACT_PROMPT = """Translate the question about a MIMIC-IV hospital database into one SQLite SELECT query.
+Write only the SQL. Use current_time for "now" (it is {now}). If the database cannot answer it, reply exactly: null"""
+
+PROMPTS = {"schema": SYSTEM_PROMPT, "compact": COMPACT_PROMPT}
+
 class SQLOptions(TaskOptions):
     #: the EHR database: a SQLite/DuckDB file or a postgresql:// URL; None = the cached synthetic demo database
     db: str | None = None
@@ -50,6 +57,10 @@ class SQLOptions(TaskOptions):
     execution_filter: bool = True
     #: stage 2 of the recipe: self-training on pseudo-labelled unanswerable questions
     self_training: bool = True
+    #: system prompt: "compact" (instruction only, the student's) or "schema" (with the full schema, zero-shot)
+    prompt: Literal["schema", "compact"] = "compact"
+    #: retrieved demonstrations (train question -> SQL) shown before the question; 0 = none
+    k: int = Field(3, ge=0, le=16)
     max_rows: int = Field(1000, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=600)
 
@@ -63,16 +74,18 @@ class SQLTask(Task):
     name = "sql"
     summary = "text-to-SQL over a MIMIC-IV-shaped EHR database with abstention (EHRSQL 2024 reliability score)"
     metric = "RS10"
-    default_max_new_tokens = 256  # gold SQL: median 109, p90 296 SmolLM2 tokens
+    # gold SQL in SmolLM2 tokens (EHRSQL v1.0 train): median 109, p90 296, p99 368, max 397 (benchmarks/sql_budget.py)
+    default_max_new_tokens = 384
     Options = SQLOptions
-    capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO})
+    capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO, Capability.RETRIEVAL})
 
     def __init__(self, db: str | Path | None = None, **options: Any) -> None:
         super().__init__(db=str(db) if db is not None else None, **options)
 
     def setup(self) -> None:
         self._fixed_threshold = "threshold" in self.options.model_fields_set
-        self._system = SYSTEM_PROMPT.format(now=CURRENT_TIME, schema=schema_prompt())
+        self._retriever: Any = None
+        self.tuned_curve: list | None = None  # (threshold, RS) pairs of the last tuning, saved with a model
         if self.db is not None and not self.is_url(self.db) and not Path(self.db).exists():
             raise DatabaseError(f"database not found: {self.db}", "build the demo one with `ehrforge data --task sql`, or pass --db")
 
@@ -123,26 +136,55 @@ class SQLTask(Task):
             raw = self.predict_raw(backend, dev, batch_size=batch_size, progress=adv)
         choice = tune_threshold(self, dev, raw, self.options.target_penalty)
         self.options.threshold = choice.threshold
+        self.tuned_curve = choice.as_dict()["curve"]
         return choice.as_dict()
 
     def manifest_extras(self) -> dict[str, Any]:
-        return {"tuned": {"threshold": self.options.threshold, "entropy": self.options.entropy}}
+        tuned: dict[str, Any] = {"threshold": self.options.threshold, "entropy": self.options.entropy}
+        if getattr(self, "tuned_curve", None):
+            tuned["curve"] = self.tuned_curve
+        return {"tuned": tuned, "prompt_options": {"prompt": self.options.prompt, "k": self.options.k}}
 
     def restore(self, manifest: dict[str, Any]) -> None:
+        """The tuned threshold, and the prompt the model was trained with (unless set explicitly)."""
         tuned = manifest.get("tuned") or {}
         if not self._fixed_threshold and "threshold" in tuned and tuned.get("entropy", self.options.entropy) == self.options.entropy:
             self.options.threshold = tuned["threshold"]
+            self.tuned_curve = tuned.get("curve")
+        for name, value in (manifest.get("prompt_options") or {}).items():
+            if name in ("prompt", "k") and name not in self.options.model_fields_set:
+                setattr(self.options, name, value)
 
     def prompt_fingerprint(self) -> str:
-        return super().prompt_fingerprint() + self._system
+        return super().prompt_fingerprint() + self.system_prompt() + f"\nprompt={self.options.prompt} k={self.options.k}"
 
     # -- data ---------------------------------------------------------------------------------------------------
     def load(self, split: str, *, limit: int | None = None, seed: int = 0, source: str | None = None) -> list[Record]:
         records = sql_data.load_questions(split, source or self.source)
         return sql_data.subsample(records, limit, seed)
 
+    def system_prompt(self) -> str:
+        return PROMPTS[self.options.prompt].format(now=CURRENT_TIME, schema=schema_prompt())
+
+    def retriever(self) -> Any:
+        """BM25 over the labelled train questions of ``source`` (built once): the demonstration pool."""
+        if self._retriever is None:
+            from ehrforge.core.retrieval import Retriever
+
+            self._retriever = Retriever([r for r in self.load("train") if r.get("sql")])
+        return self._retriever
+
+    def demonstrations(self, record: Record) -> list[Record]:
+        """The ``k`` nearest train questions, never the record itself (in training it is in the pool)."""
+        if self.options.k == 0:
+            return []
+        return self.retriever().nearest(record["question"], self.options.k, exclude={str(record.get("id"))})
+
     def prompt(self, record: Record) -> list[Message]:
-        return [{"role": "system", "content": self._system}, {"role": "user", "content": record["question"]}]
+        messages: list[Message] = [{"role": "system", "content": self.system_prompt()}]
+        for demo in reversed(self.demonstrations(record)):  # the most similar one right before the question
+            messages += [{"role": "user", "content": demo["question"]}, {"role": "assistant", "content": demo["sql"]}]
+        return messages + [{"role": "user", "content": record["question"]}]
 
     def target(self, record: Record) -> str:
         return record.get("sql") or ABSTAIN_TOKEN
@@ -170,6 +212,20 @@ class SQLTask(Task):
 
     def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
         return [self.apply_policy(p) for p in self.predict_raw(backend, records, batch_size=batch_size, progress=progress)]
+
+    def unanswerable_input(self, question: str, **context: Any) -> Abstain | None:
+        """The base checks (empty, too long, missing context) plus text that is not valid UTF-8: bytes a shell
+        passed undecodable (surrogate escapes) or already replaced by U+FFFD would reach the model as noise."""
+        refused = super().unanswerable_input(question, **context)
+        if refused is not None:
+            return refused
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError:
+            return Abstain("the question is not valid UTF-8 text: re-type it or save it as UTF-8")
+        if "\ufffd" in question:
+            return Abstain("the question contains undecodable bytes (U+FFFD): re-type it or save it as UTF-8")
+        return None
 
     def ask(self, backend: Any, question: str, **_: Any) -> dict[str, Any]:
         """Answer one question end to end (the CLI ``ask`` verb and the server's ``/v1/sql/ask``)."""
