@@ -84,8 +84,17 @@ def convert_gguf(gguf: Path, out: Path, expected_sha256: str | None = None) -> P
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # transformers' own tqdm bar would interleave with ours (and floods logs when stderr is not a terminal)
+        quiet = {"TQDM_DISABLE": os.environ.get("TQDM_DISABLE")}
+        os.environ["TQDM_DISABLE"] = "1"
+        try:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        finally:
+            if quiet["TQDM_DISABLE"] is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = quiet["TQDM_DISABLE"]
         # A GGUF-loaded model refuses to be saved or trained; after dequantization it is a plain fp32 model.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

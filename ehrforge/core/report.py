@@ -5,7 +5,6 @@ Tables only show scalar metrics; nested ones (a tuned threshold's curve, per-cla
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,7 +46,10 @@ def metrics_table(results: Mapping[str, Mapping[str, Any]], title: str = "", key
     ['metric', 'm0', 'm1']
     """
     keys = list(keys) if keys is not None else _scalar_keys(results)
-    width = width or shutil.get_terminal_size((100, 24)).columns
+    if width is None:  # the console's width: the terminal's, $COLUMNS, or 80 when the output is not a terminal
+        from ehrforge.core.progress import console
+
+        width = console.width
     labels = [SHORT_LABELS.get(k, k) for k in keys]
     cells = {name: [_cell(m.get(k)) for k in keys] for name, m in results.items()}
     name_w = max([5, *(len(n) for n in results)])

@@ -209,7 +209,7 @@ def unaccepted_context(ask: Any, context: dict[str, Any]) -> list[str]:
 
     >>> def ask(backend, question, *, patient_id=None): ...
     >>> unaccepted_context(ask, {"patient_id": "p1", "question": "x", "note": "y"})
-    ['question', 'note']
+    ['note', 'question']
     """
     import inspect
 
