@@ -534,6 +534,10 @@ def _quiet_libraries() -> None:
 
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # transformers/huggingface_hub tqdm bars ("Writing model shards", "Loading weights") would land on stdout
+    # between our results; ehrforge's own progress is rich, not tqdm.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in ("transformers", "datasets", "peft", "trl", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:

@@ -12,13 +12,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from ehrforge.cli import app
+from ehrforge.cli import _quiet_libraries, app
 from ehrforge.tasks import TASKS, get_task, task_class
 
 sys.path.insert(0, str(Path(__file__).parent / "core" / "serve"))
 from serve_helpers import TOKEN, live_server  # noqa: E402
 
 runner = CliRunner()
+_quiet_libraries()  # what `ehrforge` (main) does before any command: library progress bars off
 #: options that point a task at a tiny causal LM student (the default extract student is an encoder)
 CHAT_STUDENT = {"extract": ["--set", "task_options.student=decoder"]}
 TRAIN = ["--limit", "2", "--set", "sft.max_steps=1", "--set", "sft.batch_size=1", "--set", "sft.max_seq_len=4096"]
@@ -122,3 +123,39 @@ def test_folder_trained_with_another_prompt_warns(trained, capsys):
     assert check_prompt_format(manifest, task, "m") is True
     manifest["prompt_format"]["hash"] = "000000000000"
     assert check_prompt_format(manifest, task, "m") is False
+
+
+@pytest.fixture(scope="module")
+def encoder_folders(tmp_path_factory) -> dict[str, Path]:
+    """Non-chat students written by ``ehrforge train``: a classification head (classify) and NER (extract)."""
+    from ehrforge.core.tiny import make_tiny_encoder
+    from ehrforge.tasks.classify.seqcls import default_encoder
+
+    root = tmp_path_factory.mktemp("encoders")
+    encoder = make_tiny_encoder(root / "tiny-bert", default_encoder())
+    out = {}
+    for name, extra in (("classify", ["--set", "task_options.head=seqcls"]),
+                        ("extract", ["--set", "task_options.dataset=sample", "--set", f"task_options.encoder={encoder}"])):
+        printed = _cli("train", "--task", name, "--model", str(encoder), "--out", str(root / name), "--limit", "8",
+                       "--set", "sft.max_steps=2", *extra)
+        out[name] = Path(printed.strip().splitlines()[-1])
+    return out
+
+
+@pytest.mark.parametrize("name", ["classify", "extract"])
+def test_serve_and_eval_load_encoder_students_written_by_train(encoder_folders, tmp_path, name):
+    from ehrforge.core.serve import ServeSettings, build_app
+
+    card = json.loads((encoder_folders[name] / "ehrforge_model.json").read_text())
+    assert card["task"] == name and card["predictor"] != "chat"
+    extra = ["--set", "task_options.dataset=sample"] if name == "extract" else []
+    preds = tmp_path / "p.jsonl"
+    _cli("eval", "--task", name, "--model", str(encoder_folders[name]), "--limit", "4", "--predictions-out", str(preds),
+         *(["--split", "train"] if name == "extract" else []), *extra)
+    assert len(preds.read_text().splitlines()) == 4
+    served = build_app(str(encoder_folders[name]), None, settings=ServeSettings(tokens={"t": TOKEN}))
+    with live_server(served) as server:
+        r = httpx.post(f"{server.url}/v1/{name}/ask", json={"question": "Aspirin caused a rash. | Visit 1 | Visit 2 |"},
+                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+        assert r.status_code == 200, r.text
+        assert isinstance(r.json()["abstained"], bool)

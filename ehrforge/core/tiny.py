@@ -70,3 +70,19 @@ def make_tiny_chat_model(path: str | Path, *, seed: int = 0, vocab_size: int = 5
     model.generation_config.pad_token_id = fast.pad_token_id
     model.save_pretrained(str(path))
     return path
+
+
+def make_tiny_encoder(path: str | Path, tokenizer_dir: str | Path, *, seed: int = 0) -> Path:
+    """A random 2-layer BERT (hidden 32) with a given word-piece tokenizer (e.g. the packaged MiniLM one): the
+    encoder students (classification head, token classification) train on it for real, a few steps a second."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    out = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer.save_pretrained(str(out))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256)
+    BertModel(config).save_pretrained(str(out))
+    return out
