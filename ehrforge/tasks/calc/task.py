@@ -52,10 +52,7 @@ SYSTEM = (
     "<answer></answer>."
 )
 #: kept short: every prompt token is paid for in SFT, GRPO and evaluation on CPU
-TOOL_SYSTEM = (
-    "Read the patient note and write the calculator call as one JSON object: the calculator key, then each "
-    'parameter as the note gives it ({"value": v, "unit": u} where units are listed).'
-)
+TOOL_SYSTEM = 'Write the calculator call as JSON: each parameter as the note gives it, {"value": v, "unit": u} where units are listed.'
 FORMAT_HINTS = {
     "decimal": "Put only the number (no units) inside <answer></answer>.",
     "integer": "Put only the whole-number score inside <answer></answer>.",
@@ -180,7 +177,7 @@ class CalcTask(Task):
                 {"role": "system", "content": TOOL_SYSTEM},
                 {
                     "role": "user",
-                    "content": f"Note:\n{record['note']}\n\nQuestion: {record['question']}\n"
+                    "content": f"Note:\n{record['note']}\n\nQuestion: {first_sentence(record['question'])}\n"
                     f"Calculator: {key}\nParameters: {params}",
                 },
             ]
@@ -219,25 +216,24 @@ class CalcTask(Task):
         return Answer(shown, confidence=confidence)
 
     def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
-        """Batches of one calculator at a time, so tool calls get that calculator's token budget (a BMI call is
-        ~20 tokens, an APACHE II call ~180) and prompts of similar length share a batch."""
+        """Tool calls get their calculator's token budget (a BMI call is ~20 tokens, an APACHE II call ~180):
+        records are batched in order of budget, each batch generating up to its largest budget."""
         if self.mode != "tool" or self.options.max_new_tokens:
             return super().predict(backend, records, batch_size=batch_size, progress=progress)
-        order = sorted(range(len(records)), key=lambda i: (str(records[i].get("calculator")), i))
+
+        def budget(i: int) -> int:
+            key = str(records[i].get("calculator"))
+            return tool_budget(key) if key in CALCULATORS else self.default_max_new_tokens
+
+        order = sorted(range(len(records)), key=lambda i: (budget(i), str(records[i].get("calculator")), i))
         preds: dict[int, Prediction] = {}
-        start = 0
-        while start < len(order):
-            key = str(records[order[start]].get("calculator"))
-            chunk = [order[start]]
-            while len(chunk) < batch_size and start + len(chunk) < len(order) and str(records[order[start + len(chunk)]].get("calculator")) == key:
-                chunk.append(order[start + len(chunk)])
-            budget = tool_budget(key) if key in CALCULATORS else self.default_max_new_tokens
-            gens = backend.generate([self.prompt(records[i]) for i in chunk], max_new_tokens=budget)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            gens = backend.generate([self.prompt(records[i]) for i in chunk], max_new_tokens=max(map(budget, chunk)))
             for i, g in zip(chunk, gens):
                 preds[i] = self.parse(g, records[i])
             if progress is not None:
                 progress(len(chunk))
-            start += len(chunk)
         return [preds[i] for i in range(len(records))]
 
     def score(self, records: Sequence[Record], predictions: Sequence[Prediction]) -> dict[str, float]:
@@ -307,6 +303,17 @@ class CalcTask(Task):
         if calc is not None:
             record.update(calculator=calc.key, answer_format=calc.answer_format, output_type=calc.output_type)
         return record
+
+
+def first_sentence(question: str) -> str:
+    """The question's first sentence: in tool mode the calculation rules that follow it (which weight to use, which
+    units to answer in) are the tool's job, and every prompt token costs on CPU.
+
+    >>> first_sentence("What is the CrCl in mL/min? You should use the adjusted body weight.")
+    'What is the CrCl in mL/min?'
+    """
+    m = re.match(r"(?s)\s*(.+?[?.])(\s|$)", question)
+    return m.group(1) if m else question
 
 
 _LAST_QUESTION = re.compile(r"(?s)^(?P<note>.*[.!\n])\s*(?:question\s*:\s*)?(?P<q>[^.!?\n]*\?)\s*$", re.IGNORECASE)
