@@ -1,4 +1,4 @@
-"""Supervised fine-tuning with LoRA (TRL ``SFTTrainer`` + PEFT), for any task.
+"""Supervised fine-tuning with LoRA (PEFT, our own loop: label-only loss, bf16 autocast, length-grouped batches), for any task.
 
 Rows are conversational prompt/completion pairs (``Task.sft_example``), so the loss is on the completion only and
 any chat template works (no ``{% generation %}`` markers needed). The output folder is a PEFT adapter plus the
@@ -8,8 +8,12 @@ Interrupted runs resume from the last checkpoint in ``<out>/checkpoints``.
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import random
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,7 +22,8 @@ from pydantic import Field, field_validator
 
 from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
 from ehrforge.core.loader import model_card
-from ehrforge.core.progress import training_progress_callback
+from ehrforge.core.io import atomic_write_json
+from ehrforge.core.progress import console, progress_bar
 from ehrforge.core.settings import Settings
 from ehrforge.errors import DataError
 
@@ -46,6 +51,7 @@ class SFTSettings(Settings):
     logging_steps: int = Field(5, ge=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, slower (docs/speed.md)
 
     @field_validator("max_steps")
     @classmethod
@@ -66,9 +72,8 @@ def train_sft(
     extra_rows: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """LoRA-fine-tune ``base_model`` on ``task.sft_example(r)`` for each record; return the adapter folder."""
-    from datasets import Dataset
-    from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
+    import torch
+    from peft import get_peft_model
 
     cfg = cfg or SFTSettings()
     if not records and not extra_rows:
@@ -78,65 +83,304 @@ def train_sft(
     # Training on top of an adapter (stage 2 on stage 1) merges it first; the new adapter records it as its base.
     model, tokenizer, device = load_trainable(base_model, cfg.dtype, cfg.device)
     rows = [task.sft_example(r) for r in records] + list(extra_rows)
-    dataset = Dataset.from_list(rows)
-    use_bf16 = str(model.dtype) == "torch.bfloat16"
-    args = TRLSFTConfig(
-        output_dir=str(ckpt_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        max_length=cfg.max_seq_len,
-        seed=cfg.seed,
-        warmup_steps=cfg.warmup_steps,
-        logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        report_to="none",
-        gradient_checkpointing=False,  # small models: memory is not the bottleneck, speed is
-        bf16=use_bf16,
-        use_cpu=device == "cpu",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    lora = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[training_progress_callback(f"SFT {task.name}")],
-    )
-    from transformers.trainer_callback import PrinterCallback
-
-    kept = len(trainer.train_dataset)
-    if kept == 0:
-        raise DataError(
-            f"all {len(rows)} training examples lose their answer to truncation at max_seq_len={cfg.max_seq_len}",
-            "raise sft.max_seq_len (prompt + answer must fit)",
-        )
-
-    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; the rich bar shows loss instead
+    examples = tokenize_rows(rows, tokenizer)
+    longest = check_lengths(examples, cfg.max_seq_len)
+    compute_dtype = model.dtype
+    console.print(f"SFT {task.name}: {len(examples)} examples, longest {longest} tokens (sft.max_seq_len="
+                  f"{cfg.max_seq_len}), {str(compute_dtype).removeprefix('torch.')} on {device}", soft_wrap=True)
+    torch.manual_seed(cfg.seed)  # the LoRA initialisation
+    # PEFT keeps LoRA weights in fp32 on a bf16 base (autocast_adapter_dtype); the optimiser updates fp32 weights.
+    model = get_peft_model(model, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules))
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     checkpoint = last_checkpoint(ckpt_dir) if resume else None
-    resumed_from = int(checkpoint.name.split("-")[1]) if checkpoint else 0
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    state = run_training(model, examples, cfg, device, tokenizer.pad_token_id, ckpt_dir, checkpoint, f"SFT {task.name}")
     save_adapter(
-        trainer.model,
+        model,
         tokenizer,
         out,
         {
             "base_model": base_model_spec(base_model),
             **model_card(task),
             "train_records": len(records),
-            "examples_kept_after_truncation": kept,
+            "examples_kept_after_truncation": len(examples),  # all: a too-long example fails before training
+            "longest_example_tokens": longest,
             "extra_rows": len(extra_rows),
             "sft": cfg.model_dump(),
-            "train_loss": result.training_loss,
-            "steps": result.global_step,
-            "resumed_from_step": resumed_from,
+            "compute_dtype": str(compute_dtype).removeprefix("torch."),
+            "train_loss": state["train_loss"],
+            "steps": state["global_step"],
+            "resumed_from_step": state["resumed_from_step"],
+            "trained_tokens": state["trained_tokens"],
+            "tokens_per_s": round(state["tokens_per_s"], 1),
+            "log_history": state["log_history"],
         },
     )
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The training loop. TRL's SFTTrainer computes full-vocabulary logits over every token (prompt included) and keeps
+# them for the backward pass: on a 135M model with a 49k vocabulary that is a fifth of the compute and most of the
+# memory. This loop runs the decoder once, picks the hidden states that predict a label token, and computes the
+# output layer and cross-entropy on those only, in chunks, with the gradient formed in the same pass.
+
+#: Label positions per output-layer chunk: bounds the fp32 logits block at chunk x vocab (512 x 49k = 100 MB).
+LOSS_CHUNK = 512
+#: Examples sorted by length within windows of this many batches, so a batch holds similar lengths (little padding)
+#: while the order across windows stays random.
+LENGTH_GROUP_WINDOW = 16
+
+
+def tokenize_rows(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[tuple[list[int], int]]:
+    """``(token ids, first label position)`` per row: the completion starts where the tokenized prompt and the
+    tokenized prompt+completion diverge (as TRL does). Rows are ``prompt``/``completion`` (chat or plain text) or
+    ``messages`` (the last message is the completion)."""
+
+    def encode(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    out = []
+    for row in rows:
+        if "messages" in row:
+            prompt, completion = list(row["messages"][:-1]), list(row["messages"][-1:])
+        else:
+            prompt, completion = row["prompt"], row["completion"]
+        if isinstance(prompt, str):
+            prompt_ids, ids = encode(prompt), encode(prompt + completion) + [tokenizer.eos_token_id]
+        else:
+            prompt_ids = encode(tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True))
+            ids = encode(tokenizer.apply_chat_template(list(prompt) + list(completion), tokenize=False))
+        start = 0
+        while start < min(len(prompt_ids), len(ids)) and prompt_ids[start] == ids[start]:
+            start += 1
+        out.append((ids, max(start, 1)))  # position 0 has no preceding token to predict it from
+    return out
+
+
+def check_lengths(examples: Sequence[tuple[list[int], int]], max_seq_len: int) -> int:
+    """Report the longest example against ``max_seq_len``; refuse to train when any answer would be cut.
+
+    >>> check_lengths([([1] * 10, 4), ([1] * 30, 20)], 32)
+    30
+    >>> check_lengths([([1] * 10, 4), ([1] * 40, 20)], 32)
+    Traceback (most recent call last):
+    ...
+    ehrforge.errors.DataError: 1 of 2 training examples are longer than sft.max_seq_len=32 (longest: 40 tokens), so their answers would be truncated — raise sft.max_seq_len to at least 40, or shorten the prompts
+    """
+    longest = max(len(ids) for ids, _ in examples)
+    too_long = sum(len(ids) > max_seq_len for ids, _ in examples)
+    if too_long:
+        raise DataError(
+            f"{too_long} of {len(examples)} training examples are longer than sft.max_seq_len={max_seq_len} "
+            f"(longest: {longest} tokens), so their answers would be truncated",
+            f"raise sft.max_seq_len to at least {longest}, or shorten the prompts",
+        )
+    if all(start >= len(ids) for ids, start in examples):
+        raise DataError("no training example has answer tokens", "check the task's sft_example() completions")
+    return longest
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch's batches (indices): shuffled, then sorted by length inside windows, then the batches shuffled.
+    Deterministic in ``(seed, epoch)``, so a resumed run sees the same order.
+
+    >>> lengths = [5, 100, 6, 98, 7, 99, 5, 101]
+    >>> batches = length_grouped_batches(lengths, 2, seed=0, epoch=0)
+    >>> sorted(i for b in batches for i in b) == list(range(8))
+    True
+    >>> pad = lambda bs: sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in bs)
+    >>> pad(batches), pad([[0, 1], [2, 3], [4, 5], [6, 7]])  # padding tokens: length-grouped vs arrival order
+    (3, 375)
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * LENGTH_GROUP_WINDOW
+    batches = []
+    for s in range(0, len(order), window):
+        chunk = sorted(order[s : s + window], key=lambda i: -lengths[i])
+        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _linear_cross_entropy() -> Any:
+    import torch
+
+    class LinearCrossEntropy(torch.autograd.Function):
+        """Summed cross-entropy of ``hidden @ weight.T`` against ``targets``, chunk by chunk; the gradient with
+        respect to ``hidden`` (and ``weight`` if it trains) is formed during the forward pass, so no logits are kept."""
+
+        @staticmethod
+        def forward(ctx, hidden, weight, targets):  # noqa: ANN001
+            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            grad_h = torch.empty_like(hidden)
+            grad_w = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
+            for s in range(0, hidden.shape[0], LOSS_CHUNK):
+                h, y = hidden[s : s + LOSS_CHUNK], targets[s : s + LOSS_CHUNK]
+                logits = (h @ weight.T).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                rows = torch.arange(len(y), device=y.device)
+                total += (lse - logits[rows, y]).sum()
+                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place: d(loss)/d(logits) = probs - onehot
+                probs[rows, y] -= 1.0
+                grad_h[s : s + LOSS_CHUNK] = probs.to(hidden.dtype) @ weight
+                if grad_w is not None:
+                    grad_w += probs.T @ h.float()
+            ctx.save_for_backward(grad_h, grad_w)
+            ctx.weight_dtype = weight.dtype
+            return total
+
+        @staticmethod
+        def backward(ctx, grad_out):  # noqa: ANN001
+            grad_h, grad_w = ctx.saved_tensors
+            dw = (grad_w * grad_out).to(ctx.weight_dtype) if grad_w is not None else None
+            return grad_h * grad_out.to(grad_h.dtype), dw, None
+
+    return LinearCrossEntropy
+
+
+def label_loss_sum(model: Any, input_ids: Any, attention_mask: Any, label_index: Any, targets: Any) -> Any:
+    """Summed cross-entropy over the label positions only. ``label_index`` indexes the flattened ``[batch*seq]``
+    hidden states that predict ``targets``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, label_index)
+    return _linear_cross_entropy().apply(picked, base.get_output_embeddings().weight, targets)
+
+
+def collate(examples: Sequence[tuple[list[int], int]], pad_id: int, device: str) -> tuple[Any, Any, Any, Any, int]:
+    """Right-padded ids and mask, the flat indices of the hidden states that predict a label, the labels, and
+    the count of real (unpadded) tokens."""
+    import torch
+
+    width = max(len(ids) for ids, _ in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    index, targets = [], []
+    for row, (ids, start) in enumerate(examples):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        mask[row, : len(ids)] = 1
+        index.extend(row * width + t - 1 for t in range(start, len(ids)))
+        targets.extend(ids[start:])
+    as_tensor = lambda xs: torch.tensor(xs, dtype=torch.long, device=device)  # noqa: E731
+    return input_ids.to(device), mask.to(device), as_tensor(index), as_tensor(targets), int(mask.sum())
+
+
+def save_checkpoint(model: Any, optimizer: Any, schedule: Any, state: dict[str, Any], ckpt_dir: Path, keep: int = 2) -> Path:
+    """``checkpoint-<step>``: adapter weights, optimiser state and ``trainer_state.json`` (written last, into a temp
+    folder that is then renamed, so a crash never leaves a checkpoint that looks complete)."""
+    import torch
+
+    final = ckpt_dir / f"checkpoint-{state['global_step']}"
+    tmp = ckpt_dir / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": torch.get_rng_state()}, tmp / "training_state.pt")
+    atomic_write_json(tmp / "trainer_state.json", state)
+    if final.exists():
+        shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    done = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()), key=lambda p: int(p.name.split("-")[-1]))
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(model: Any, optimizer: Any, schedule: Any, checkpoint: Path) -> dict[str, Any]:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
+    saved = torch.load(checkpoint / "training_state.pt", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    torch.set_rng_state(saved["rng"])
+    return json.loads((checkpoint / "trainer_state.json").read_text())
+
+
+def mixed_precision(model: Any, device: str) -> Any:
+    """Autocast for a bf16/fp16 base: LoRA's fp32 weights are cast to the base dtype inside each matmul (cheap:
+    rank-r matrices) instead of PEFT casting every activation to fp32 and back, which cost more than the LoRA
+    matmuls themselves on CPU. A nullcontext for an fp32 base."""
+    import contextlib
+    import functools
+
+    import torch
+
+    dtype = model.get_base_model().get_output_embeddings().weight.dtype  # the base's; LoRA weights are fp32
+    if dtype not in (torch.bfloat16, torch.float16):
+        return contextlib.nullcontext
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = False
+    return functools.partial(torch.autocast, device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
+def run_training(model: Any, examples: list[tuple[list[int], int]], cfg: Any, device: str, pad_id: int, ckpt_dir: Path,
+                 checkpoint: Path | None, description: str) -> dict[str, Any]:
+    """Optimise the LoRA weights of ``model`` (a PEFT model); return the final trainer state (steps, loss, speed)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    per_epoch = math.ceil(math.ceil(len(examples) / cfg.batch_size) / cfg.grad_accum)
+    total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * per_epoch))
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+    warmup = cfg.warmup_steps
+
+    def lr_factor(step: int) -> float:  # linear warm-up then linear decay to 0, like transformers' default
+        return (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    state: dict[str, Any] = {"global_step": 0, "max_steps": total, "log_history": []}
+    if checkpoint is not None:
+        state = load_checkpoint(model, optimizer, schedule, checkpoint)
+        state["max_steps"] = total
+    start_step = state["global_step"]
+    lengths = [len(ids) for ids, _ in examples]
+    micro_per_step = cfg.grad_accum
+
+    def micro_batches():
+        epoch = 0
+        while True:
+            yield from length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch)
+            epoch += 1
+
+    stream = micro_batches()
+    for _ in range(start_step * micro_per_step):  # a resumed run skips the batches it already trained on
+        next(stream)
+    model.train()
+    autocast = mixed_precision(model, device)
+    losses, tokens, started = [], 0, time.monotonic()
+    with progress_bar(description, total - start_step) as advance:
+        for step in range(start_step, total):
+            batch = [[examples[i] for i in next(stream)] for _ in range(micro_per_step)]
+            collated = [collate(b, pad_id, device) for b in batch]
+            n_labels = sum(len(c[3]) for c in collated)
+            step_loss = 0.0
+            for input_ids, mask, index, targets, n_tokens in collated:
+                with autocast():
+                    loss = label_loss_sum(model, input_ids, mask, index, targets) / n_labels
+                loss.backward()
+                step_loss += float(loss.detach())
+                tokens += n_tokens
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(step_loss)
+            state["global_step"] = step + 1
+            if (step + 1) % cfg.logging_steps == 0 or step + 1 == total:
+                elapsed = time.monotonic() - started
+                state["log_history"].append({"step": step + 1, "loss": round(sum(losses[-cfg.logging_steps:]) / len(losses[-cfg.logging_steps:]), 4),
+                                             "learning_rate": schedule.get_last_lr()[0], "tokens_per_s": round(tokens / elapsed, 1)})
+            if (step + 1) % cfg.save_steps == 0:
+                save_checkpoint(model, optimizer, schedule, state, ckpt_dir)
+            advance(1)
+    elapsed = time.monotonic() - started
+    state.update(train_loss=sum(losses) / len(losses) if losses else float("nan"), trained_tokens=tokens,
+                 tokens_per_s=tokens / elapsed if elapsed > 0 else 0.0, resumed_from_step=start_step)
+    return state

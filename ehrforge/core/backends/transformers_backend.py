@@ -18,6 +18,19 @@ def pick_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 matmuls (AVX-512 BF16 or AMX flags in /proc/cpuinfo); elsewhere bf16 is
+    emulated and slower than fp32. ``EHRFORGE_CPU_BF16=0``/``1`` overrides the detection."""
+    forced = os.environ.get("EHRFORGE_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
     import torch
 
