@@ -72,8 +72,9 @@ class _Labeller:
     """One labelling run: asks the teacher, retries failures, and computes each label's confidence."""
 
     def __init__(self, task: Any, teacher: Any, *, method: str, samples: int, temperature: float, retries: int,
-                 seed: int, second_teacher: Any = None) -> None:
+                 seed: int, second_teacher: Any = None, strict_logprob: bool = False) -> None:
         self.task, self.teacher, self.second = task, teacher, second_teacher
+        self.strict_logprob = strict_logprob  # --method logprob asked explicitly: no silent verbalised fallback
         self.method, self.samples, self.temperature = method, samples, temperature
         self.retries, self.seed = retries, seed
         self.calls = 0
@@ -158,6 +159,9 @@ class _Labeller:
         results = self._single(backend, records, verbalised=False, attempt=attempt)
         # no log-probs from this teacher (typical of hosted APIs): ask again for a stated confidence
         missing = [i for i, r in enumerate(results) if r.get("method") == "none"]
+        if missing and self.strict_logprob:
+            raise BackendError(f"teacher {_teacher_name(backend)} returned no log-probs, so --method logprob cannot "
+                               "score its labels", "use --method verbalised, or --method consistency --samples 5")
         if missing:
             again = self._single(backend, [records[i] for i in missing], verbalised=True, attempt=attempt)
             for i, res in zip(missing, again):
@@ -222,6 +226,7 @@ def label_records(
         problems.append("retries must be >= 0 and batch_size >= 1")
     if problems:
         raise ConfigError(problems)
+    strict_logprob = method == "logprob"
     if method == "auto":
         method = "consistency" if samples > 1 else ("agreement" if second_teacher is not None else "logprob")
     missing_id = [i + 1 for i, r in enumerate(records) if "id" not in r]
@@ -233,10 +238,12 @@ def label_records(
     # with two teachers, each answers greedily with its own confidence; the two are then combined
     labeller = _Labeller(task, teacher, method="logprob" if method == "agreement" else method, samples=samples,
                          temperature=temperature, retries=retries, seed=seed,
-                         second_teacher=second_teacher if method == "agreement" else None)
+                         second_teacher=second_teacher if method == "agreement" else None,
+                         strict_logprob=strict_logprob)
     teacher_name = _teacher_name(teacher)
     checkpoint_path = out.with_name(out.name + ".partial")
     with JsonlCheckpoint(checkpoint_path) as ckpt:
+        _refuse_mixed_resume(ckpt.done.values(), teacher_name, method, checkpoint_path)
         # unlabelled records from an earlier run are tried again: the teacher may be back
         todo = [r for r in records if not (str(r["id"]) in ckpt and ckpt.done[str(r["id"])].get("label") is not None)]
         resumed = len(records) - len(todo)
@@ -262,6 +269,23 @@ def label_records(
         "wall_s": round(time.monotonic() - started, 3),
         "out": str(out),
     }
+
+
+#: confidence methods a record may carry for each requested method (logprob falls back to a stated score under auto)
+_COMPATIBLE_METHODS = {"logprob": {"logprob", "verbalised", "none"}, "verbalised": {"verbalised", "none"},
+                       "consistency": {"consistency", "none"}, "agreement": {"agreement", "none"}}
+
+
+def _refuse_mixed_resume(done: Any, teacher: str, method: str, checkpoint: Path) -> None:
+    """A partial file started with another teacher or confidence method is never resumed: mixing the two would give
+    one file whose confidences mean different things (and a threshold that fits neither)."""
+    for rec in done:
+        other_teacher = rec.get("teacher") not in (None, teacher)
+        other_method = rec.get("label") is not None and rec.get("confidence_method") not in _COMPATIBLE_METHODS[method]
+        if other_teacher or other_method:
+            was = f"teacher {rec.get('teacher')}" if other_teacher else f"method {rec.get('confidence_method')}"
+            raise DataError(f"{checkpoint.name} was started with {was}, not {teacher if other_teacher else method}",
+                            f"re-run with the same --teacher/--method, or write to a new --out (or delete {checkpoint.name})")
 
 
 def _labelled_record(record: dict[str, Any], result: dict[str, Any], teacher: str) -> dict[str, Any]:

@@ -7,7 +7,15 @@ dedup → PHI-check → train path runs end to end. It is **not** an LLM: its se
 templates across the four note styles, filled with disease and chemical names harvested from the *train* split of
 an annotated corpus (never the evaluation split). Templates say which chemical *induces* which disease (the
 CID relation) and include non-causal patterns (treatment, history, co-occurrence) so the relation classifier
-sees negatives. Every name it emits comes from the lexicon, so its gold spans are exact by construction.
+sees negatives. Every mention's span is exact by construction (it is placed, not searched for).
+
+Beyond the lexicon (so a student does not just memorise it): a share of mentions is written as a surface variant -
+an abbreviation defined in the note (``acute renal failure (ARF)``, both spans annotated, as BC5CDR does), a
+misspelling (one adjacent-letter swap or a dropped letter), a capitalised or upper-case form, or a multi-word
+chemical salt (``<name> hydrochloride``). Negated (``denies``, ``no evidence of``, ``ruled out``) and family-history
+mentions are annotated as entities but never as CID. Entity-free *context sentences* keep the student from learning
+that every word outside the templates is an entity: hand-written clinical filler, plus (``context_fragments``)
+entity-free word runs harvested from the same train split the names come from - never from the evaluation split.
 """
 
 from __future__ import annotations
@@ -96,6 +104,37 @@ TEMPLATES: dict[str, list[tuple[str, list[tuple[str, str]]]]] = {
     ],
 }
 
+# Negated and family-history mentions: annotated entities (as BC5CDR annotates them), never a CID relation.
+NEGATED_TEMPLATES: list[tuple[str, list[tuple[str, str]]]] = [
+    ("There is no evidence of {D1}.", []),
+    ("{pt} denies any history of {D1} or {D2}.", []),
+    ("Family history is significant for {D1} in her mother.", []),
+    ("No family history of {D1}.", []),
+    ("His father was treated for {D1}.", []),
+    ("{D1} was ruled out.", []),
+    ("Negative for {D1}; no {D2} was seen.", []),
+    ("{pt} has never taken {C1}.", []),
+    ("No {D1} occurred in the {C1} group.", []),
+    ("A sibling has {D1}; there is no personal history of {D2}.", []),
+    ("{C1} did not cause {D1} in any of the {n} patients.", []),
+    ("There was no association between {C1} and {D1}.", []),
+]
+#: entity-free sentences (what real notes are mostly made of)
+FILLER = [
+    "Vital signs were stable overnight.", "The study was approved by the local ethics committee.",
+    "Blood pressure and heart rate were recorded every hour.", "Informed consent was obtained from all participants.",
+    "Laboratory values were within normal limits.", "Follow-up was arranged in the outpatient clinic in four weeks.",
+    "Data were analysed with a mixed-effects model.", "The patient was ambulating independently at discharge.",
+    "Samples were collected at baseline and after treatment.", "No changes were made to the current regimen.",
+    "Statistical significance was set at p < 0.05.", "The family was updated at the bedside.",
+    "Rats were randomly assigned to four groups.", "Serum levels were measured by high-performance assay.",
+    "Physical examination was otherwise unremarkable.", "The results were compared with those of age-matched controls.",
+    "Tolerating a regular diet.", "Plan discussed with the attending physician.",
+    "Mean follow-up was eighteen months.", "Comparison is made with the previous examination.",
+]
+_ABBREV_OK = re.compile(r"[A-Za-z][A-Za-z\-]*")
+SALTS = ("hydrochloride", "sodium", "sulfate", "citrate", "maleate", "acetate")
+
 _PATIENTS = [
     "The patient", "A {age}-year-old man", "A {age}-year-old woman", "This {age}-year-old female", "This {age}-year-old male",
     "The {age}-year-old patient", "Patient",
@@ -127,12 +166,45 @@ def lexicon_from_records(records: Iterable[dict[str, Any]], *, min_len: int = 3,
     return {label: [name for name, _ in c.most_common()] for label, c in sorted(counts.items())}
 
 
+def context_fragments(records: Iterable[dict[str, Any]], *, min_words: int = 4, max_words: int = 14,
+                      limit: int = 20000) -> list[str]:
+    """Entity-free runs of words from annotated records, as context sentences for the template teacher.
+
+    >>> rec = {"text": "Pretreatment with cocaine raised the blood pressure in all rats .",
+    ...        "entities": [{"start": 18, "end": 25, "label": "Chemical", "text": "cocaine"}]}
+    >>> context_fragments([rec], min_words=3)
+    ['Raised the blood pressure in all rats.']
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for rec in records:
+        text = rec["text"]
+        cuts = [0]
+        for e in sorted(rec.get("entities", []), key=lambda e: e["start"]):
+            cuts += [e["start"], e["end"]]
+        cuts.append(len(text))
+        for s, e in zip(cuts[::2], cuts[1::2]):
+            piece = detokenize(text[s:e]).strip(" ,;:-(")
+            piece = re.sub(r"\s*[.]\s*$", "", piece)
+            words = piece.split()
+            if not min_words <= len(words) <= max_words or not re.fullmatch(r"[\w\s,;:()'/%.\-]+", piece):
+                continue
+            sentence = piece[0].upper() + piece[1:] + "."
+            if sentence not in seen:
+                seen.add(sentence)
+                out.append(sentence)
+            if len(out) >= limit:
+                return out
+    return out
+
+
 class TemplateTeacher:
     """A :class:`~ehrforge.core.backends.Backend` that answers synthesis prompts from templates (see module doc)."""
 
     name = "template-teacher"
 
-    def __init__(self, lexicon: dict[str, Sequence[str]], *, seed: int = 0) -> None:
+    def __init__(self, lexicon: dict[str, Sequence[str]], *, seed: int = 0, contexts: Sequence[str] = (),
+                 variant_rate: float = 0.25) -> None:
         missing = [label for label in ("Chemical", "Disease") if not lexicon.get(label)]
         if missing:
             raise DataError(
@@ -141,10 +213,16 @@ class TemplateTeacher:
             )
         self.lexicon = {k: list(v) for k, v in lexicon.items()}
         self.seed = seed
+        self.contexts = list(contexts)
+        self.variant_rate = variant_rate
+        self.variants: Counter[str] = Counter()  # how many mentions were written as each kind of variant
 
     @classmethod
-    def from_records(cls, records: Iterable[dict[str, Any]], *, seed: int = 0) -> TemplateTeacher:
-        return cls(lexicon_from_records(records), seed=seed)
+    def from_records(cls, records: Iterable[dict[str, Any]], *, seed: int = 0, context_fragments: bool = True,
+                     variant_rate: float = 0.25) -> TemplateTeacher:
+        records = list(records)
+        contexts = globals()["context_fragments"](records) if context_fragments else []
+        return cls(lexicon_from_records(records), seed=seed, contexts=contexts, variant_rate=variant_rate)
 
     @classmethod
     def from_conll(cls, paths: Sequence[str | Path], *, seed: int = 0) -> TemplateTeacher:
@@ -174,7 +252,17 @@ class TemplateTeacher:
         text = ""
         entities: list[dict[str, Any]] = []
         relations: list[dict[str, Any]] = []
-        for template, causes in rng.sample(templates, rng.choice((1, 1, 2))):
+        chosen = rng.sample(templates, rng.choice((1, 1, 2)))
+        if rng.random() < 0.35:
+            chosen.append(rng.choice(NEGATED_TEMPLATES))
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            chosen.insert(rng.randrange(len(chosen) + 1), (None, []))  # an entity-free context sentence
+        for template, causes in chosen:
+            if template is None:
+                pool = self.contexts if self.contexts and rng.random() < 0.7 else FILLER
+                piece = rng.choice(pool)
+                text = f"{text} {piece}" if text else piece
+                continue
             start_len = len(text) + (1 if text else 0)
             piece, slots = self._fill(template, fields.get("Topic", "general medicine"), rng)
             text = f"{text} {piece}" if text else piece
@@ -219,12 +307,40 @@ class TemplateTeacher:
                         if name not in taken or len(pool) <= len(taken):
                             break
                     chosen[key] = name
-                value = chosen[key]
+                value = self._variant(chosen[key], key[0] == "C", rng, sentence_start=not "".join(parts).strip())
                 start = sum(len(p) for p in parts)
-                slots.append((key, (start, start + len(value))))
+                if isinstance(value, tuple):  # "full form (ABBR)": two annotated mentions of the same entity
+                    full, abbr = value
+                    slots.append((key, (start, start + len(full))))
+                    slots.append((key, (start + len(full) + 2, start + len(full) + 2 + len(abbr))))
+                    value = f"{full} ({abbr})"
+                else:
+                    slots.append((key, (start, start + len(value))))
             parts.append(value)
             pos = m.end()
         parts.append(template[pos:])
-        # A sentence may start with a lower-case lexicon name; it is left as is, because capitalising it would make
-        # the span text differ from the lexicon entry.
         return "".join(parts), slots
+
+    def _variant(self, name: str, chemical: bool, rng: random.Random, *, sentence_start: bool) -> str | tuple[str, str]:
+        """The name as written: usually as in the lexicon, sometimes a surface form the lexicon does not hold."""
+        value: str | tuple[str, str] = name
+        kind = "lexicon"
+        if rng.random() < self.variant_rate:
+            words = name.split()
+            roll = rng.random()
+            if roll < 0.3 and len(words) >= 2 and all(_ABBREV_OK.fullmatch(w) for w in words):
+                value, kind = (name, "".join(w[0] for w in words).upper()), "abbreviation"
+            elif roll < 0.5 and len(name) >= 7 and name.isalpha():
+                i = rng.randrange(1, len(name) - 2)
+                value = name[:i] + name[i + 1] + name[i] + name[i + 2 :] if rng.random() < 0.5 else name[:i] + name[i + 1 :]
+                kind = "misspelling"
+            elif roll < 0.65 and chemical and len(words) == 1 and name.isalpha() and name.islower():
+                value, kind = f"{name} {rng.choice(SALTS)}", "multi_word_chemical"
+            elif roll < 0.85 and name[:1].islower():
+                value, kind = name[0].upper() + name[1:], "capitalised"
+            elif len(name) <= 12 and name.isalpha():
+                value, kind = name.upper(), "upper_case"
+        if kind == "lexicon" and sentence_start and name[:1].islower():
+            value, kind = name[0].upper() + name[1:], "capitalised"  # a sentence starts with a capital
+        self.variants[kind] += 1
+        return value

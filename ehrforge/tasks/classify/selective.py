@@ -1,0 +1,217 @@
+"""Which teacher labels to train on, chosen on a small gold-labelled dev set; which to show a reviewer first.
+
+A global confidence threshold is the obvious filter and the wrong one when the teacher is more sure of one class than
+the other (an LLM asked "is this a Schedule of Events?" says "yes" to look-alikes with high confidence): the kept set
+loses the class balance and the hard examples a student needs. The strategies here keep both:
+
+* ``per-label-top-fraction`` - the most confident ``f`` of each predicted label;
+* ``per-label-calibrated`` - confidence mapped to P(correct) by an isotonic fit *per predicted label* on the dev set
+  (the teacher also labels dev), kept when the calibrated value is >= ``p``;
+* ``agreement`` - kept when two teachers agree (``second_label``), or when ``k`` sampled answers agree at least
+  ``p`` of the time (``confidence_method: consistency``);
+* ``threshold`` - the global baseline.
+
+:func:`choose_on_dev` trains a cheap proxy student (multinomial naive Bayes over words, seconds on a CPU) on each
+candidate's kept training labels and scores it on dev gold; the best candidate is the one the real student trains
+on. :func:`review_order` ranks the records left out by the expected value of a human label: the calibrated
+probability that the teacher is wrong, weighted up for the label the kept set is short of.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from ehrforge.tasks.classify.task import precision_recall_f1
+from ehrforge.tasks.classify.tables import POSITIVE
+
+Record = dict[str, Any]
+Calibrators = dict[str, list[tuple[float, float]]]
+_WORD = re.compile(r"[a-z0-9]+|[|\-x]")
+
+
+# -- calibration ------------------------------------------------------------------------------------------------------
+def isotonic_fit(confidences: Sequence[float], correct: Sequence[bool]) -> list[tuple[float, float]]:
+    """Pool-adjacent-violators fit of P(correct) as a non-decreasing step function of confidence: a list of
+    (upper confidence of the block, P(correct) of the block). Laplace-smoothed so a block of 3 is never 0 or 1.
+
+    >>> isotonic_fit([0.6, 0.7, 0.8, 0.9], [False, True, False, True])
+    [(0.6, 0.3333333333333333), (0.8, 0.5), (0.9, 0.6666666666666666)]
+    """
+    pairs = sorted(zip(confidences, correct))
+    blocks: list[list[float]] = []  # [sum correct, count, max confidence]
+    for c, ok in pairs:
+        blocks.append([float(ok), 1.0, float(c)])
+        while len(blocks) > 1 and (blocks[-2][0] + 1) / (blocks[-2][1] + 2) >= (blocks[-1][0] + 1) / (blocks[-1][1] + 2):
+            s, n, top = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += n
+            blocks[-1][2] = top
+    return [(top, (s + 1) / (n + 2)) for s, n, top in blocks]
+
+
+def apply_fit(fit: list[tuple[float, float]], confidence: float) -> float:
+    """P(correct) for ``confidence`` under an :func:`isotonic_fit` (the block it falls in; above all: the last)."""
+    for top, p in fit:
+        if confidence <= top:
+            return p
+    return fit[-1][1] if fit else confidence
+
+
+def fit_label_calibrators(dev_labelled: Sequence[Record], gold_field: str = "gold") -> Calibrators:
+    """One isotonic fit per *predicted* label, from dev records the teacher labelled (their gold is known)."""
+    by_label: dict[str, tuple[list[float], list[bool]]] = {}
+    for r in dev_labelled:
+        if r.get("label") is None:
+            continue
+        confs, oks = by_label.setdefault(r["label"], ([], []))
+        confs.append(float(r["confidence"]))
+        oks.append(r["label"] == r[gold_field])
+    return {label: isotonic_fit(c, o) for label, (c, o) in by_label.items()}
+
+
+def calibrated(record: Record, calibrators: Calibrators) -> float:
+    fit = calibrators.get(record.get("label"))
+    return apply_fit(fit, float(record["confidence"])) if fit else float(record.get("confidence", 0.0))
+
+
+# -- selection --------------------------------------------------------------------------------------------------------
+def select(records: Sequence[Record], strategy: str, param: float, calibrators: Calibrators | None = None) -> list[bool]:
+    """Keep mask for ``records`` (teacher-labelled); unlabelled records are never kept.
+
+    >>> recs = [{"label": "soe", "confidence": c} for c in (0.99, 0.97, 0.9)] + [{"label": "other", "confidence": 0.7}]
+    >>> select(recs, "threshold", 0.95), select(recs, "per-label-top-fraction", 0.5)
+    ([True, True, False, False], [True, True, False, True])
+    """
+    labelled = [r.get("label") is not None for r in records]
+    if strategy == "threshold":
+        return [ok and float(r["confidence"]) >= param for ok, r in zip(labelled, records)]
+    if strategy == "per-label-calibrated":
+        if calibrators is None:
+            raise ValueError("per-label-calibrated needs calibrators fitted on dev")
+        return [ok and calibrated(r, calibrators) >= param for ok, r in zip(labelled, records)]
+    if strategy == "agreement":
+        # two teachers: their labels agree; k samples: the vote share reaches param
+        return [ok and (r["second_label"] == r["label"] if "second_label" in r else float(r["confidence"]) >= param)
+                for ok, r in zip(labelled, records)]
+    if strategy == "per-label-top-fraction":
+        keep = [False] * len(records)
+        groups: dict[str, list[int]] = {}
+        for i, (ok, r) in enumerate(zip(labelled, records)):
+            if ok:
+                groups.setdefault(r["label"], []).append(i)
+        for idx in groups.values():
+            for i in sorted(idx, key=lambda i: (-float(records[i]["confidence"]), i))[: max(1, round(len(idx) * param))]:
+                keep[i] = True
+        return keep
+    raise ValueError(f"unknown strategy '{strategy}'")
+
+
+class ProxyStudent:
+    """Multinomial naive Bayes over lower-cased words and table punctuation: a seconds-cheap stand-in for the real
+    student, used only to compare label subsets on dev (never reported as a result)."""
+
+    def __init__(self, records: Sequence[Record], label_field: str = "label") -> None:
+        self.counts: dict[str, Counter[str]] = {}
+        self.docs: Counter[str] = Counter()
+        for r in records:
+            label = r.get(label_field)
+            if label is None:
+                continue
+            self.docs[label] += 1
+            self.counts.setdefault(label, Counter()).update(set(_WORD.findall(str(r["text"]).lower())))
+        self.vocab = {w for c in self.counts.values() for w in c}
+
+    def predict(self, text: str) -> str | None:
+        words = set(_WORD.findall(text.lower())) & self.vocab
+        total = sum(self.docs.values())
+        best, best_score = None, -math.inf
+        for label, counts in self.counts.items():
+            n = self.docs[label]
+            # Bernoulli-style presence features: what a table *has* (visit columns, X marks) decides the class
+            score = math.log(n / total) + sum(math.log((counts[w] + 1) / (n + 2)) for w in words)
+            score += sum(math.log(1 - (counts[w] + 1) / (n + 2)) for w in self.vocab - words) if len(self.vocab) < 4000 else 0.0
+            if score > best_score:
+                best, best_score = label, score
+        return best
+
+
+def proxy_f1(train_kept: Sequence[Record], dev: Sequence[Record], gold_field: str = "gold") -> float:
+    if len({r.get("label") for r in train_kept if r.get("label") is not None}) < 2:
+        return 0.0
+    student = ProxyStudent(train_kept)
+    return precision_recall_f1([r[gold_field] for r in dev], [student.predict(str(r["text"])) for r in dev])["f1"]
+
+
+def candidates(calibrators: Calibrators | None, *, with_agreement: bool = False, with_consistency: bool = False) -> list[tuple[str, float]]:
+    """The (strategy, parameter) grid :func:`choose_on_dev` searches."""
+    grid = [("threshold", t) for t in (0.8, 0.9, 0.95)]
+    grid += [("per-label-top-fraction", f) for f in (0.4, 0.5, 0.6, 0.7, 0.8)]
+    if calibrators:
+        grid += [("per-label-calibrated", p) for p in (0.8, 0.85, 0.9, 0.95)]
+    if with_agreement:
+        grid.append(("agreement", 1.0))
+    if with_consistency:
+        grid += [("agreement", p) for p in (0.8, 1.0)]
+    return grid
+
+
+def choose_on_dev(views: dict[str, Sequence[Record]], dev: Sequence[Record], calibrators: Calibrators | None,
+                  *, min_per_label: int = 10) -> dict[str, Any]:
+    """Score every candidate with the proxy student on dev gold; ``views`` maps a labelling name (``greedy``,
+    ``two_teachers``, ``k_samples``) to the train records as that labelling left them. Candidates keeping fewer than
+    ``min_per_label`` of some label are skipped. Returns the table of candidates and the best one."""
+    table = []
+    for view, records in views.items():
+        grid = candidates(calibrators if view == "greedy" else None, with_agreement=view == "two_teachers",
+                          with_consistency=view == "k_samples")
+        if view != "greedy":
+            grid = [g for g in grid if g[0] == "agreement"]
+        for strategy, param in grid:
+            keep = select(records, strategy, param, calibrators)
+            kept = [r for r, k in zip(records, keep) if k]
+            per_label = Counter(r["label"] for r in kept)
+            row = {"labelling": view, "strategy": strategy, "param": param, "kept": len(kept),
+                   "kept_per_label": dict(per_label)}
+            if len(per_label) < 2 or min(per_label.values()) < min_per_label:
+                row["skipped"] = f"fewer than {min_per_label} of a label"
+            else:
+                row["proxy_dev_f1"] = round(proxy_f1(kept, dev), 4)
+            table.append(row)
+    scored = [r for r in table if "proxy_dev_f1" in r]
+    # ties go to the larger kept set (more data, same estimated quality)
+    best = max(scored, key=lambda r: (r["proxy_dev_f1"], r["kept"])) if scored else None
+    return {"candidates": table, "best": best}
+
+
+# -- review queue -----------------------------------------------------------------------------------------------------
+def review_value(record: Record, calibrators: Calibrators | None, label_weight: dict[str, float]) -> float:
+    """Expected value of a human label for one left-out record: P(the teacher is wrong) - what a review fixes - times
+    the weight of the label the record would move to or from (the scarcer kept label weighs more). Records the
+    teacher could not label at all are worth a full label."""
+    if record.get("label") is None:
+        return max(label_weight.values(), default=1.0)
+    p_right = calibrated(record, calibrators) if calibrators else float(record["confidence"])
+    return (1.0 - p_right) * label_weight.get(record["label"], 1.0) + 0.05 * label_weight.get(record["label"], 1.0)
+
+
+def review_order(records: Sequence[Record], keep: Sequence[bool], calibrators: Calibrators | None) -> list[int]:
+    """Indices of the left-out records, highest expected value of a human label first."""
+    kept = Counter(r["label"] for r, k in zip(records, keep) if k)
+    total = sum(kept.values()) or 1
+    labels = {r["label"] for r in records if r.get("label") is not None}
+    weight = {lab: min(4.0, (total / len(labels)) / max(1, kept.get(lab, 0))) for lab in labels}
+    left = [i for i, k in enumerate(keep) if not k]
+    return sorted(left, key=lambda i: (-review_value(records[i], calibrators, weight), i))
+
+
+def errors_found(records: Sequence[Record], order: Sequence[int], budget: int, gold_field: str = "gold") -> int:
+    """How many teacher errors (or missing labels) a reviewer meets in the first ``budget`` rows of ``order``."""
+    return sum(records[i].get("label") != records[i][gold_field] for i in order[:budget])
+
+
+def positive_share(records: Sequence[Record], field: str = "label") -> float:
+    return sum(r.get(field) == POSITIVE for r in records) / len(records) if records else 0.0
