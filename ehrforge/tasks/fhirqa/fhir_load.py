@@ -67,9 +67,10 @@ class FHIRStore:
     def patient_resources(self, patient_id: str) -> list[dict[str, Any]]:
         """All resources of one patient (the Patient first); a DataError naming the id if it is unknown."""
         if f"Patient/{patient_id}" not in self.resources:
+            # the id is input, so it is not echoed; the hint says how to see the ids that exist
             raise DataError(
-                f"unknown patient id '{patient_id}'",
-                f"use the id of a Patient resource in the loaded data ({len(self.patient_ids)} patients loaded)",
+                "unknown patient id",
+                f"list the {len(self.patient_ids)} known ones with `python -m ehrforge.tasks.fhirqa patients [--data PATH]`",
             )
         keys = self.by_patient.get(patient_id, [])
         return sorted((self.resources[k] for k in keys), key=lambda r: r["resourceType"] != "Patient")

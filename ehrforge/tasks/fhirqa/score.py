@@ -39,13 +39,18 @@ def selection_prf(gold: Iterable[Iterable[str]], predicted: Iterable[Iterable[st
     return {"select_precision": round(precision, 4), "select_recall": round(recall, 4), "select_f1": round(f1, 4)}
 
 
-def answer_meteor(references: Sequence[str], hypotheses: Sequence[str | None]) -> dict[str, float]:
-    """Mean METEOR; an abstention (None) scores 0. ``meteor_wordnet`` says whether synonyms were used.
+def answer_meteor(references: Sequence[str], hypotheses: Sequence[str | None],
+                  abstain_ok: Sequence[bool] | None = None) -> dict[str, float]:
+    """Mean METEOR; an abstention (None) scores 1 where ``abstain_ok`` (the record has nothing relevant: abstaining
+    is the right answer) and 0 elsewhere. ``meteor_wordnet`` says whether synonyms were used.
 
     >>> answer_meteor(["a b c"], [None])["meteor"]
     0.0
+    >>> answer_meteor(["a b c", "The record has no resource about that."], [None, None], [False, True])["meteor"]
+    0.5
     """
-    scores = [meteor(r, h) if h else 0.0 for r, h in zip(references, hypotheses)]
+    ok = list(abstain_ok) if abstain_ok is not None else [False] * len(references)
+    scores = [meteor(r, h) if h else (1.0 if good else 0.0) for r, h, good in zip(references, hypotheses, ok)]
     return {
         "meteor": round(sum(scores) / len(scores), 4) if scores else 0.0,
         "meteor_wordnet": 1.0 if meteor_mode() == "wordnet" else 0.0,

@@ -30,9 +30,11 @@ from ehrforge.core.io import JsonlCheckpoint, atomic_write_jsonl
 from ehrforge.core.progress import progress_bar
 from ehrforge.tasks.fhirqa.condense import condense, describe, when
 from ehrforge.tasks.fhirqa.fhir_load import FHIRStore, load_default
+from ehrforge.tasks.fhirqa.hard_templates import HARD_GENERATORS
 from ehrforge.tasks.fhirqa.observations import with_synthetic_observations
 
-CATEGORIES = ("conditions", "medications", "allergies", "encounters", "immunizations", "procedures", "observations")
+CATEGORIES = ("conditions", "medications", "allergies", "encounters", "immunizations", "procedures", "observations",
+              "negation", "unanswerable", "multi", "dates")
 MAX_GOLD = 6  # questions whose answer needs more resources than this are skipped (the answer gets unwieldy)
 
 Question = dict[str, Any]
@@ -202,6 +204,7 @@ GENERATORS: list[Callable[[list[dict[str, Any]]], list[Question]]] = [
     immunization_questions,
     procedure_questions,
     observation_questions,
+    *HARD_GENERATORS,
 ]
 
 
@@ -211,9 +214,11 @@ def patient_record(store: FHIRStore, patient_id: str, *, synthetic: bool = True)
     return with_synthetic_observations(patient_id, resources) if synthetic else resources
 
 
-def _candidates(rows: list[dict[str, str]], gold: list[str], max_candidates: int, rng: random.Random) -> list[dict[str, str]]:
+def _candidates(rows: list[dict[str, str]], gold: list[str], max_candidates: int, rng: random.Random,
+                distractor_types: Iterable[str] = ()) -> list[dict[str, str]]:
     gold_set = set(gold)
-    gold_types = {r["type"] for r in rows if r["id"] in gold_set}
+    # hard distractors share the gold's type (or the type a negation question asks about)
+    gold_types = {r["type"] for r in rows if r["id"] in gold_set} | set(distractor_types)
     others = [r for r in rows if r["id"] not in gold_set]
     same = [r for r in others if r["type"] in gold_types]
     diff = [r for r in others if r["type"] not in gold_types]
@@ -244,7 +249,7 @@ def patient_questions(patient_id: str, resources: list[dict[str, Any]], *, max_c
                     "question": q["question"],
                     "question_template": q["question"],
                     "slots": q["slots"],
-                    "candidates": _candidates(rows, q["gold"], max_candidates, rng),
+                    "candidates": _candidates(rows, q["gold"], max_candidates, rng, q.get("distractor_types", ())),
                     "relevant_ids": q["gold"],
                     "answer": q["answer"],
                     "paraphrased": False,

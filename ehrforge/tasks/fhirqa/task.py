@@ -31,6 +31,7 @@ from ehrforge.errors import DataError
 from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
 from ehrforge.tasks.fhirqa.condense import CLINICAL_TYPES, approx_tokens, chunk_lines, condense
 from ehrforge.tasks.fhirqa.fhir_load import FHIRStore, load_default
+from ehrforge.tasks.fhirqa.relevance import choose, relevance_messages, relevance_scorer, tune_threshold
 from ehrforge.tasks.fhirqa.score import answer_meteor, meteor_reward, parse_short_ids, selection_f1_reward, selection_prf
 from ehrforge.tasks.fhirqa.synth import build_questions, patient_record, synthesize
 
@@ -44,7 +45,10 @@ ANSWER_SYSTEM = (
     "Answer the question about the patient using only the resources listed. Be brief and exact: copy names, values "
     "and dates as written. If the resources do not contain the answer, reply exactly: I can't answer that from the record."
 )
-CANT_ANSWER = re.compile(r"^\s*(i can'?t answer|i cannot answer|unknown|null|none)\b", re.I)
+# "The record has no resource about ..." is how trained students say it (hard_templates.NOT_IN_RECORD)
+CANT_ANSWER = re.compile(r"^\s*(i can'?t answer|i cannot answer|unknown|null|none\b|(no: )?the record has no resource)", re.I)
+#: default relevance threshold per scorer kind when none was set or tuned: p(yes) = 0.5, logit 0, half the best BM25
+DEFAULT_THRESHOLDS = {"decoder": math.log(0.5), "cross_encoder": 0.0, "bm25": 0.5}
 
 #: Words that point a question at resource types (for ``ask``'s optional narrowing of a long record).
 TYPE_HINTS: dict[str, tuple[str, ...]] = {
@@ -93,6 +97,14 @@ class FHIRQAOptions(TaskOptions):
     #: keep only the resource types the question names
     type_hint: bool = True
     synthetic_observations: bool = True
+    #: task-1 student kind that `train --set subtask=select` builds: a decoder (yes/no SFT) or a MiniLM cross-encoder
+    selector: Literal["decoder", "cross_encoder"] = "decoder"
+    #: relevance score a resource must reach to be selected (None: tuned on dev, else the scorer's default)
+    threshold: float | None = Field(None, allow_inf_nan=False)
+    #: keep at most this many resources (the best-scoring) per question
+    top_k: int | None = Field(None, ge=1)
+    #: token budget per relevance scoring batch (pairs x padded length)
+    pair_batch_tokens: int = Field(4096, ge=64)
 
 
 class FHIRQATask(Task):
@@ -100,8 +112,8 @@ class FHIRQATask(Task):
     summary = "QA over a patient's FHIR R4 record: resource selection (F1) then answer (METEOR)"
     default_max_new_tokens = 96
     Options = FHIRQAOptions
-    capabilities = frozenset({Capability.SYNTH, Capability.CUSTOM_TRAINING})
-    ask_fields = {"patient_id": "the patient whose record to read (CLI --patient ID; list them with `ehrforge synth --task fhirqa`)"}
+    capabilities = frozenset({Capability.SYNTH, Capability.CUSTOM_TRAINING, Capability.TUNE})
+    ask_fields = {"patient_id": "the patient whose record to read (CLI --patient ID; list them with `python -m ehrforge.tasks.fhirqa patients`)"}
 
     def __init__(self, subtask: str = "both", **options: Any) -> None:
         super().__init__(subtask=subtask, **options)
@@ -154,11 +166,15 @@ class FHIRQATask(Task):
         return [c["line"] for c in record["candidates"] if c["id"] in wanted]
 
     def prompt(self, record: Record) -> list[Message]:
+        if "line" in record:  # one (question, resource) pair of relevance training (relevance.relevance_pairs)
+            return relevance_messages(record["question"], record["line"])
         if self.subtask == "answer":
             return self.answer_messages(record["question"], self._answer_lines(record))
         return self.select_messages(record["question"], [c["line"] for c in record["candidates"]])
 
     def target(self, record: Record) -> str:
+        if "line" in record:
+            return "yes" if record["relevant"] else "no"
         if self.subtask == "answer":
             return record["answer"]
         gold = set(record["relevant_ids"])
@@ -187,7 +203,12 @@ class FHIRQATask(Task):
         return max(32, self.context_tokens)
 
     def select(self, backend: Any, items: Sequence[tuple[str, list[dict[str, str]]]], *, batch_size: int = 8) -> list[Answer]:
-        """Task 1 for several (question, candidate rows) at once; long candidate lists are decided in chunks."""
+        """Task 1 for several (question, candidate rows) at once. A backend that can score relevance (a local LM,
+        a cross-encoder, BM25: :func:`relevance.relevance_scorer`) classifies every (question, resource) pair;
+        one that can only generate (an HTTP endpoint) lists ids, long candidate lists in chunks."""
+        scorer = relevance_scorer(backend)
+        if scorer is not None:
+            return self.select_by_relevance(scorer, items)
         count = getattr(backend, "count_tokens", None) or approx_tokens
         jobs: list[tuple[int, list[dict[str, str]]]] = []
         for i, (_, rows) in enumerate(items):
@@ -211,6 +232,48 @@ class FHIRQATask(Task):
             for i in range(len(items))
         ]
 
+    def threshold_for(self, scorer: Any) -> float:
+        if self.threshold is not None:
+            return self.threshold
+        return DEFAULT_THRESHOLDS.get(getattr(scorer, "name", ""), 0.0)
+
+    def relevance_scores(self, scorer: Any, items: Sequence[tuple[str, list[dict[str, str]]]]) -> list[list[float]]:
+        if hasattr(scorer, "batch_tokens"):
+            scorer.batch_tokens = self.pair_batch_tokens
+        return scorer.score_questions([(q, [r["line"] for r in rows]) for q, rows in items])
+
+    def select_by_relevance(self, scorer: Any, items: Sequence[tuple[str, list[dict[str, str]]]]) -> list[Answer]:
+        """Every resource scoring at least the threshold (best ``top_k`` when set); the evidence keeps the scores."""
+        threshold = self.threshold_for(scorer)
+        out = []
+        for (question, rows), scores in zip(items, self.relevance_scores(scorer, items)):
+            ids = choose([r["id"] for r in rows], scores, threshold, self.top_k)
+            best = max(scores, default=threshold - 10.0)
+            # confidence: how far the best resource clears the threshold, squashed to (0, 1)
+            conf = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, best - threshold))))
+            out.append(Answer(ids, conf, {"pairs": len(rows), "threshold": threshold, "scorer": getattr(scorer, "name", "?"),
+                                          "scores": {r["id"]: round(s, 4) for r, s in zip(rows, scores)}}))
+        return out
+
+    def tune(self, backend: Any, dev: Sequence[Record], *, batch_size: int = 8, label: str = "") -> dict[str, Any] | None:
+        """The relevance threshold with the best dev micro F1 (set on the task; saved with a trained model).
+        Backends that only generate have no score to threshold: None."""
+        scorer = relevance_scorer(backend)
+        if scorer is None or not dev:
+            return None
+        items = [(r["question"], r["candidates"]) for r in dev]
+        scores = self.relevance_scores(scorer, items)
+        result = tune_threshold([[c["id"] for c in rows] for _, rows in items], scores, [r["relevant_ids"] for r in dev], top_k=self.top_k)
+        self.options.threshold = result["threshold"]
+        return {**result, "dev_questions": len(dev), "scorer": getattr(scorer, "name", "?")}
+
+    def manifest_extras(self) -> dict[str, Any]:
+        return {"fhirqa_threshold": self.threshold}
+
+    def restore(self, manifest: dict[str, Any]) -> None:
+        if "fhirqa_threshold" in manifest:
+            self.options.threshold = manifest["fhirqa_threshold"]
+
     def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
         preds: list[Prediction] = []
         for start in range(0, len(records), batch_size):
@@ -223,12 +286,21 @@ class FHIRQATask(Task):
                 if self.subtask == "select":
                     preds.extend(sels)
                 else:
-                    msgs = [self.answer_messages(r["question"], self._answer_lines(r, s.value)) for r, s in zip(chunk, sels)]
-                    gens = backend.generate(msgs, max_new_tokens=self.max_new_tokens)
-                    preds.extend(self._combine(s, self.parse_answer(g)) for s, g in zip(sels, gens))
+                    preds.extend(self.answer_selected(backend, chunk, sels))
             if progress is not None:
                 progress(len(chunk))
         return preds
+
+    def answer_selected(self, backend: Any, records: Sequence[Record], sels: Sequence[Answer]) -> list[Prediction]:
+        """Task 2 from each record's selection; a question where nothing was selected abstains as a whole (no
+        generation: the record has nothing to answer from)."""
+        todo = [i for i, s in enumerate(sels) if s.value]
+        gens = backend.generate([self.answer_messages(records[i]["question"], self._answer_lines(records[i], sels[i].value)) for i in todo],
+                                max_new_tokens=self.max_new_tokens) if todo else []
+        out: list[Prediction] = [SelectionAbstain("no resource of the record clears the relevance threshold", s.confidence) for s in sels]
+        for i, gen in zip(todo, gens):
+            out[i] = self._combine(sels[i], self.parse_answer(gen))
+        return out
 
     def _combine(self, selection: Answer, answer: Prediction) -> Prediction:
         ids = tuple(selection.value)
@@ -243,6 +315,10 @@ class FHIRQATask(Task):
         from ehrforge.tasks.base import reply_from_prediction
 
         refused = self.unanswerable_input(question, patient_id=patient_id)
+        if refused is None and f"Patient/{patient_id}" not in self.store().resources:
+            # the id is not echoed (it is input); the reply says how to see the ids that exist
+            refused = Abstain(f"unknown patient id: list the {len(self.store().patient_ids)} known ones with "
+                              f"`{patients_command(self.data)}`")
         if refused is not None:
             return reply_from_prediction(refused)
         pred = self.answer_patient(backend, patient_id, question)
@@ -302,9 +378,14 @@ class FHIRQATask(Task):
         out: dict[str, float] = {"n": float(len(records))}
         if self.subtask in ("select", "both"):
             out.update(selection_prf([r["relevant_ids"] for r in records], ids))
+        empty = [not r["relevant_ids"] for r in records]
         if self.subtask in ("answer", "both"):
-            out.update(answer_meteor([r["answer"] for r in records], answers))
-        out["abstain_rate"] = round(sum(not isinstance(p, Answer) for p in predictions) / max(1, len(predictions)), 4)
+            out.update(answer_meteor([r["answer"] for r in records], answers, empty))
+        abstained = [not isinstance(p, Answer) or (self.subtask == "select" and not p.value) for p in predictions]
+        out["abstain_rate"] = round(sum(abstained) / max(1, len(predictions)), 4)
+        # abstention is right exactly where the record holds nothing relevant (negation "never", unanswerable)
+        out["abstain_precision"] = round(sum(a and e for a, e in zip(abstained, empty)) / sum(abstained), 4) if any(abstained) else 1.0
+        out["abstain_recall"] = round(sum(a and e for a, e in zip(abstained, empty)) / sum(empty), 4) if any(empty) else 1.0
         if tokens:
             out["mean_prompt_tokens"] = round(sum(tokens) / len(tokens), 1)
         return out
@@ -321,12 +402,30 @@ class FHIRQATask(Task):
             return super().train(records, base_model, out_dir, cfg, stage=stage)
         from ehrforge.tasks.fhirqa.training import train_sequential, train_subtask
 
+        if self.subtask == "select" and self.selector == "cross_encoder":
+            from ehrforge.core.loader import model_card
+            from ehrforge.tasks.fhirqa.cross_encoder import PREDICTOR, train_cross_encoder
+            from ehrforge.tasks.fhirqa.relevance import relevance_pairs
+
+            steps = getattr(cfg, "max_steps", -1) if cfg is not None else -1
+            return train_cross_encoder(relevance_pairs(records), out_dir, base=None if base_model in ("bundled", "", None) else base_model,
+                                       epochs=getattr(cfg, "epochs", 1.0) if cfg is not None else 1.0, max_steps=steps,
+                                       card=model_card(self, PREDICTOR))
         if self.subtask == "both":
             return train_sequential(records, base_model, out_dir, cfg, task_options=self._options())["answer"]
         return train_subtask(self.subtask, records, base_model, out_dir, cfg, task_options=self._options())
 
     def _options(self) -> dict[str, Any]:
         return {"data": self.data, "context_tokens": self.context_tokens, "max_candidates": self.max_candidates}
+
+
+def patients_command(data: str | None) -> str:
+    """The command that lists the patient ids of the loaded FHIR data.
+
+    >>> patients_command(None)
+    'python -m ehrforge.tasks.fhirqa patients'
+    """
+    return "python -m ehrforge.tasks.fhirqa patients" + (f" --data {data}" if data else "")
 
 
 def _is_dataset(path: Path) -> bool:

@@ -31,6 +31,11 @@ def train_subtask(
     from ehrforge.tasks.fhirqa.task import FHIRQATask
 
     task = FHIRQATask(subtask, **(task_options or {}))
+    if subtask == "select":
+        # task 1 is relevance classification: one yes/no example per (question, candidate resource)
+        from ehrforge.tasks.fhirqa.relevance import relevance_pairs
+
+        records = relevance_pairs(records)
     return train_sft(task, records, base_model, out_dir, cfg, resume=resume)
 
 

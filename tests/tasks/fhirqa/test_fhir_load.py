@@ -70,7 +70,7 @@ def test_bundle_and_folder_of_resources(tmp_path: Path) -> None:
 def test_missing_source_and_unknown_patient_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_fhir(tmp_path / "nope")
-    with pytest.raises(DataError, match="unknown patient id 'nobody'"):
+    with pytest.raises(DataError, match=r"unknown patient id — list the \d+ known ones with `python -m ehrforge.tasks.fhirqa patients"):
         load_fhir(bundled_fhir_dir()).patient_resources("nobody")
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ehrforge.core.backends.fake import FakeBackend
+from ehrforge.tasks.fhirqa.condense import condense, describe, when
 from ehrforge.tasks.fhirqa.fhir_load import load_default
 from ehrforge.tasks.fhirqa.synth import CATEGORIES, build_questions, patient_record, synthesize
 
@@ -21,7 +22,7 @@ def test_every_category_and_gold_labels_agree_with_the_record() -> None:
         assert set(rec["relevant_ids"]) <= set(cand_ids)
         assert len(rec["candidates"]) <= 16
         for value in rec["slots"].values():
-            assert value in rec["question"] and (value in rec["answer"] or rec["template"] == "encounters_in_year")
+            assert value in rec["question"] and (value in rec["answer"] or rec["template"] in ("encounters_in_year", "unanswerable"))
         gold = [resources[rec["patient_id"]][i] for i in rec["relevant_ids"]]
         if rec["template"] == "latest_observation":
             (obs,) = gold
@@ -34,6 +35,15 @@ def test_every_category_and_gold_labels_agree_with_the_record() -> None:
             assert len(gold) == n and rec["answer"].startswith(f"{n} encounter")
         if rec["template"] == "allergies" and not gold:
             assert rec["answer"] == "No allergies are recorded."
+        if rec["template"].startswith("never_"):  # negation: nothing of that name anywhere in the record
+            thing = rec["slots"]["thing"]
+            assert not gold and all(thing not in c["line"] for c in condense(list(resources[rec["patient_id"]].values())))
+        if rec["template"].startswith("ever_"):
+            assert gold and all(rec["slots"]["thing"] in describe(r) for r in gold)
+        if rec["template"] == "conditions_after_year":
+            assert all(when(r)[:4] > rec["slots"]["year"] for r in gold)
+        if rec["template"] == "condition_and_treatment":
+            assert {r["resourceType"] for r in gold} == {"Condition", "MedicationRequest"}
 
 
 def test_balanced_sample_covers_categories_and_is_deterministic() -> None:
