@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--review-budget", type=int, default=50)
     ap.add_argument("--real-n", type=int, default=40, help="test tables for the SmolLM2 real-model row (0: skip)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads; 1 is fastest on a shared, busy 2-core CPU")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/classify_selective.json"))

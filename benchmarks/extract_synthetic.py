@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=4e-4)
     parser.add_argument("--relation-notes", type=int, default=300, help="synthetic notes the relation classifier trains on")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (2 on the shared 2-core machine)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; 1 is fastest on a shared, busy CPU")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temp dir, removed afterwards)")
     parser.add_argument("--out", default=str(RESULTS / "extract_synthetic.json"))

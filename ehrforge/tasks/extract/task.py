@@ -7,7 +7,7 @@
 * ``predict``/``score``: generative extraction (prompt → JSON → spans) or the trained encoder, scored with strict
   entity-level P/R/F1 (``entity_f1``) and relation F1 (``relation_f1``) when relations exist.
 
-Options (``get_task("extract", **options)``; CLI ``--set key=value``): ``dataset`` (``bc5cdr``, ``ncbi_disease`` or
+Options (``get_task("extract", **options)``; CLI ``--set task_options.key=value``): ``dataset`` (``bc5cdr``, ``ncbi_disease`` or
 ``sample``), ``entities`` (``Disease,Chemical``), ``relation`` (``CID`` or ``none``), ``data_dir`` (folder holding
 the corpora; default ``$EHRFORGE_DATA`` or ``../shared/data``), ``lexicon`` (CoNLL file(s) for the template
 teacher), ``student`` (``encoder``/``decoder``), ``encoder`` (an encoder folder to fine-tune instead of MiniLM).
@@ -213,8 +213,8 @@ class ExtractTask(Task):
         root = data_root(self.data_dir)
         if root is None:
             raise DataError(f"cannot find the {self.dataset} corpus folder",
-                            "pass --set data_dir=DIR (the folder holding bc5cdr/ and ncbi_disease/), set EHRFORGE_DATA, "
-                            "or use --set dataset=sample")
+                            "pass --set task_options.data_dir=DIR (the folder holding bc5cdr/ and ncbi_disease/), "
+                            "set EHRFORGE_DATA, or use --set task_options.dataset=sample")
         return root / DATASETS[self.dataset][0] / SPLIT_FILES[split]
 
     def load(self, split: str, *, limit: int | None = None, seed: int = 0, source: str | None = None) -> list[Record]:
@@ -318,18 +318,30 @@ class ExtractTask(Task):
         if config.exists() and json.loads(config.read_text()).get("model_type") in ENCODER_MODEL_TYPES:
             return str(base_model)
         raise ConfigError([f"base model '{base_model}' is not an encoder folder (BERT-like config.json)"],
-                          "omit it to fine-tune the packaged MiniLM encoder, or use --set student=decoder for a causal LM")
+                          "omit it to fine-tune the packaged MiniLM encoder, or use --set task_options.student=decoder for a causal LM")
 
     def synthesize(self, out: Path, *, n: int, teacher: Any = None, seed: int = 0) -> dict[str, Any]:
         from ehrforge.tasks.extract.synth import synthesize
         from ehrforge.tasks.extract.template_teacher import TemplateTeacher
 
+        lexicon_source = None
         if teacher is None:
             # The local stand-in teacher; its names come from the *train* split only, never the evaluation data.
-            sources = self.lexicon or [str(self.split_path("train"))]
+            sources = self.lexicon or [str(self.lexicon_train_file())]
+            lexicon_source = ", ".join(Path(s).name for s in sources)
             teacher = TemplateTeacher.from_records([r for s in sources for r in read_span_file(Path(s))], seed=seed)
         cfg = SynthConfig(labels=list(self.entities), relation=self.relation)
-        return synthesize(out, teacher=teacher, n=n, seed=seed, cfg=cfg)
+        stats = synthesize(out, teacher=teacher, n=n, seed=seed, cfg=cfg)
+        if lexicon_source:
+            stats["lexicon_from"] = lexicon_source
+        return stats
+
+    def lexicon_train_file(self) -> Path:
+        """The train split the template teacher draws names from; on a machine without the corpora (a user's laptop
+        has no ../shared/data) the bundled BC5CDR sample's train part, so `ehrforge synth` works out of the box."""
+        if self.dataset != "sample" and data_root(self.data_dir) is None:
+            return SAMPLE_DIR / "bc5cdr_sample_train.jsonl"
+        return self.split_path("train")
 
 
 def encoder_config_from(cfg: Any) -> Any:
