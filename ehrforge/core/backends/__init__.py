@@ -39,7 +39,7 @@ class Backend(Protocol):
         ...
 
 
-BACKEND_KINDS = ("transformers", "openai", "fake", "bundled", "llamacpp", "vllm")
+BACKEND_KINDS = ("transformers", "openai", "fake", "bundled", "llamacpp", "vllm", "ct2")
 
 
 def is_local_model_spec(spec: str) -> bool:
@@ -51,6 +51,18 @@ def is_local_model_spec(spec: str) -> bool:
     """
     kind, sep, _ = spec.partition(":")
     return kind in ("transformers", "bundled") or (not sep and kind not in BACKEND_KINDS)
+
+
+def default_inference_kind() -> str:
+    """The backend kind for local evaluation and serving: ``ct2`` on a CPU-only machine with CTranslate2
+    installed (several times faster, int8), else ``transformers`` (the reference, and the one for CUDA)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ctranslate2") is None:
+        return "transformers"
+    from ehrforge.core.backends.transformers_backend import pick_device
+
+    return "ct2" if pick_device("auto") == "cpu" else "transformers"
 
 
 def load_backend(spec: str, **options: object) -> Backend:
@@ -79,6 +91,11 @@ def load_backend(spec: str, **options: object) -> Backend:
         from ehrforge.core.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend(target, **options)  # type: ignore[arg-type]
+    if kind == "ct2":  # fast CPU generation (optional extra: ctranslate2); falls back to transformers
+        from ehrforge.core.backends.ct2_backend import load_ct2_or_transformers
+        from ehrforge.core.models import resolve_model
+
+        return load_ct2_or_transformers(resolve_model(target or "bundled"), **options)
     if kind == "bundled":
         from ehrforge.core.backends.transformers_backend import TransformersBackend
         from ehrforge.core.models import resolve_model
