@@ -4,7 +4,10 @@ A CPU model answers one request at a time, so requests wait. Waiting costs memor
 ``queue_size`` requests wait, a request that finds the queue full is refused at once (the app answers 503 with
 Retry-After), and one that waited longer than ``queue_timeout_s`` is refused instead of being run late for a client
 that has likely given up. Chat requests that wait together with identical generation settings go to the backend as
-one batch (``Backend.generate`` takes a batch), which is where a local model gains throughput under load.
+one batch (``Backend.generate`` takes a batch), which is where a local model gains throughput under load: a free
+worker waits ``batch_window_s`` (10 ms) for concurrent requests to arrive, then they share every decoding step.
+Batches form between generations (dynamic batching); a request arriving mid-generation joins the next batch,
+because neither CTranslate2 nor transformers' ``generate`` can add a sequence to a running batch.
 
 Model calls run in a small thread pool (``workers`` threads) so the event loop keeps answering health checks,
 401/413/429/503 responses and streaming while the model computes.
@@ -53,8 +56,10 @@ class SchedulerStats:
 
 
 class Scheduler:
-    def __init__(self, backend: Any, *, workers: int = 1, queue_size: int = 32, queue_timeout_s: float = 60.0, max_batch: int = 8) -> None:
+    def __init__(self, backend: Any, *, workers: int = 1, queue_size: int = 32, queue_timeout_s: float = 60.0, max_batch: int = 8,
+                 batch_window_s: float = 0.01) -> None:
         self.backend = backend
+        self.batch_window_s = batch_window_s
         self.workers = workers
         self.queue_size = queue_size
         self.queue_timeout_s = queue_timeout_s
@@ -129,6 +134,13 @@ class Scheduler:
             async with self._cond:
                 while not self._pending:
                     await self._cond.wait()
+            if self.batch_window_s > 0 and len(self._pending) < self.max_batch and self._pending[0].messages is not None:
+                # Requests of concurrent clients arrive a few ms apart: waiting this long lets them share every
+                # decoding step of one batch instead of each paying a whole generation in turn.
+                await asyncio.sleep(self.batch_window_s)
+            async with self._cond:
+                if not self._pending:  # another worker took them meanwhile
+                    continue
                 batch = self._take_batch()
                 self._busy += 1
             try:
