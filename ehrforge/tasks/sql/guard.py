@@ -157,7 +157,9 @@ class GuardedSQL:
         """The same query in another SQL dialect (for DuckDB / PostgreSQL targets)."""
         if dialect == self.dialect:
             return self.sql
-        return self.tree.sql(dialect=dialect)
+        from ehrforge.tasks.sql.dialects import sqlite_to
+
+        return sqlite_to(self.tree, dialect) if self.dialect == "sqlite" else self.tree.sql(dialect=dialect)
 
 
 _default_allowed: dict[str, frozenset[str]] | None = None
