@@ -133,6 +133,9 @@ def train_grpo(
         peft_config=lora,
         callbacks=[training_progress_callback(f"GRPO {task.name}"), _CurveWriter(out), *callbacks],
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # with disable_tqdm it prints raw {'loss': ...} dicts on stdout
     checkpoint = last_checkpoint(ckpt_dir) if resume else None
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     write_reward_curve(trainer.state.log_history, out)

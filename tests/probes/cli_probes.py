@@ -77,6 +77,11 @@ def _stderr_says(fragment: str):
     return check
 
 
+def _no_trainer_dicts(outcome: Outcome, folder: Path) -> None:
+    assert "{'loss'" not in outcome.stdout and "{'train_runtime'" not in outcome.stdout, outcome.stdout[-800:]
+    assert outcome.stdout.strip().splitlines()[-1].endswith("run"), "the trained folder is the last stdout line"
+
+
 def _fits_80_columns(outcome: Outcome, folder: Path) -> None:
     table_lines = [ln for ln in outcome.stderr.splitlines() + outcome.stdout.splitlines() if "│" in ln or "┃" in ln]
     assert table_lines, "no results table printed"
@@ -181,6 +186,9 @@ PROBES: list[CliProbe] = [
     CliProbe("help-shows-no-bool-placeholder", "10", ["eval", "--help"], 0, check=_help_has_no_bool_placeholder),
     CliProbe("eval-table-fits-80-columns", "10", ["eval", "--task", "extract", *FAKE, "--limit", "3", "--json", "r.json"], 0,
              env={"COLUMNS": "80"}, check=_fits_80_columns),
+    CliProbe("train-extract-no-loss-dicts", "10", ["train", "--task", "extract", "--set", "task_options.dataset=sample",
+             "--set", "sft.max_steps=2", "--limit", "8", "--out", "run"], 0, check=_no_trainer_dicts,
+             subprocess=True, timeout_s=400, slow=True),
     # -- already holding ------------------------------------------------------------------------------------------
     CliProbe("unknown-task-suggests", "pass:names", ["eval", "--task", "sqll", *FAKE], 1,
              check=_stderr_says("did you mean 'sql'")),

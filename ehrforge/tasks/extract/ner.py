@@ -132,8 +132,11 @@ def run_trainer(model: Any, tokenizer: Any, dataset: Any, collator: Any, out: Pa
         dataloader_num_workers=0,
         bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported(),
     )
+    from transformers.trainer_callback import PrinterCallback
+
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                       callbacks=[training_progress_callback(description)])
+    trainer.remove_callback(PrinterCallback)  # with disable_tqdm it prints raw {'loss': ...} dicts on stdout
     has_ckpt = resume and ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
     tmp = out.with_name(out.name + ".tmp")
