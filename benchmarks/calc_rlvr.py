@@ -31,11 +31,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 
-from ehrforge.core.evaluate import evaluate  # noqa: E402
-from ehrforge.core.io import atomic_write_json  # noqa: E402
-from ehrforge.core.loader import LoadOptions, load_model  # noqa: E402
-from ehrforge.tasks.calc.calculators import CALCULATORS  # noqa: E402
-from ehrforge.tasks.calc.task import CalcTask  # noqa: E402
+from ehrforge.core.evaluate import evaluate
+from ehrforge.core.io import atomic_write_json
+from ehrforge.core.loader import LoadOptions, load_model
+from ehrforge.tasks.calc.calculators import CALCULATORS
+from ehrforge.tasks.calc.task import CalcTask
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,7 +63,9 @@ class Ct2Backend:
 
     name = "ctranslate2"
 
-    def __init__(self, model_path: str, work: Path, *, compute_type: str = "int8", threads: int = 2, batch_size: int = 16) -> None:
+    def __init__(
+        self, model_path: str, work: Path, *, compute_type: str = "int8", threads: int = 2, batch_size: int = 16
+    ) -> None:
         import ctranslate2
         import torch
         from ctranslate2.converters import TransformersConverter
@@ -108,12 +110,12 @@ class Ct2Backend:
         return out
 
 
-def zero_std_recorder(store: list[float]):  # noqa: ANN201 - a TrainerCallback, imported lazily
+def zero_std_recorder(store: list[float]):
     """Collects TRL's per-step share of prompt groups whose rewards all tie (no GRPO signal)."""
     from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "frac_reward_zero_std" in logs:
                 store.append(float(logs["frac_reward_zero_std"]))
 
@@ -121,8 +123,17 @@ def zero_std_recorder(store: list[float]):  # noqa: ANN201 - a TrainerCallback, 
 
 
 def token_stats(task: CalcTask, tokenizer, records: list[dict]) -> dict[str, float]:
-    prompt = [len(tokenizer.apply_chat_template(task.prompt(r), tokenize=False, add_generation_prompt=True)) for r in records]
-    prompt_tok = [len(tokenizer(tokenizer.apply_chat_template(task.prompt(r), tokenize=False, add_generation_prompt=True))["input_ids"]) for r in records]
+    prompt = [
+        len(tokenizer.apply_chat_template(task.prompt(r), tokenize=False, add_generation_prompt=True)) for r in records
+    ]
+    prompt_tok = [
+        len(
+            tokenizer(tokenizer.apply_chat_template(task.prompt(r), tokenize=False, add_generation_prompt=True))[
+                "input_ids"
+            ]
+        )
+        for r in records
+    ]
     target_tok = [len(tokenizer(task.target(r))["input_ids"]) for r in records]
     return {
         "prompt_chars_mean": round(statistics.mean(prompt), 1),
@@ -180,7 +191,11 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
     tokenizer = AutoTokenizer.from_pretrained(base)
     section: dict = {
         "mode": mode,
-        "sizes": {"train_items": len(train), "eval_items": len(test), "eval_split": f"synthetic {args.eval_split} split (seeded, disjoint from train)"},
+        "sizes": {
+            "train_items": len(train),
+            "eval_items": len(test),
+            "eval_split": f"synthetic {args.eval_split} split (seeded, disjoint from train)",
+        },
         "tokens": token_stats(task, tokenizer, train[:110]),
         "sft": sft_cfg.model_dump(),
         "grpo": grpo_cfg.model_dump(),
@@ -198,7 +213,9 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
 
     def evaluate_arm(arm: str, model_path: str) -> None:
         if args.eval_backend == "ct2":  # calc folders record no task state to restore, so load_model is not needed
-            backend = Ct2Backend(model_path, work / f"{mode}_{arm}_ct2", threads=args.threads, batch_size=args.batch_size)
+            backend = Ct2Backend(
+                model_path, work / f"{mode}_{arm}_ct2", threads=args.threads, batch_size=args.batch_size
+            )
         else:
             backend = load_model(model_path, task, LoadOptions(dtype=dtype, batch_size=args.batch_size))
         items = test if arm in ("sft", "sft+grpo") else test[: args.side_eval or len(test)]
@@ -207,11 +224,17 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
             "eval_items": len(items),
             "accuracy": round(metrics["accuracy"], 4),
             "abstain_rate": round(metrics["abstain_rate"], 4),
-            "by_output_type": {t: round(metrics[f"accuracy/{t}"], 4) for t in ("decimal", "integer", "date") if f"accuracy/{t}" in metrics},
+            "by_output_type": {
+                t: round(metrics[f"accuracy/{t}"], 4)
+                for t in ("decimal", "integer", "date")
+                if f"accuracy/{t}" in metrics
+            },
             "eval_wall_s": metrics["wall_s"],
         }
         if not small:
-            entry["by_calculator"] = {c: round(metrics[f"accuracy/{c}"], 3) for c in sorted(CALCULATORS) if f"accuracy/{c}" in metrics}
+            entry["by_calculator"] = {
+                c: round(metrics[f"accuracy/{c}"], 3) for c in sorted(CALCULATORS) if f"accuracy/{c}" in metrics
+            }
         section.setdefault("arms", {})[arm] = entry
 
     zero_std: dict[str, list[float]] = {"sft+grpo": [], "grpo_only": []}
@@ -222,13 +245,21 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
     for arm, start_from in (("sft+grpo", str(sft_dir)), ("grpo_only", base)):
         out = timed(
             f"train_{arm}",
-            lambda: train_grpo(task, grpo_train, start_from, work / f"{mode}_{arm}", grpo_cfg,
-                               callbacks=[zero_std_recorder(zero_std[arm])]),
+            lambda arm=arm, start_from=start_from: train_grpo(
+                task,
+                grpo_train,
+                start_from,
+                work / f"{mode}_{arm}",
+                grpo_cfg,
+                callbacks=[zero_std_recorder(zero_std[arm])],
+            ),
         )
-        timed(f"eval_{arm}", lambda: evaluate_arm(arm, str(out)))
+        timed(f"eval_{arm}", lambda arm=arm, out=out: evaluate_arm(arm, str(out)))
         curve = Path(out) / "reward_curve.csv"
         section["arms"][arm]["reward_curve_csv"] = curve.read_text().splitlines() if curve.exists() else []
-        section["arms"][arm]["zero_variance_group_share"] = round(statistics.mean(zero_std[arm]), 3) if zero_std[arm] else None
+        section["arms"][arm]["zero_variance_group_share"] = (
+            round(statistics.mean(zero_std[arm]), 3) if zero_std[arm] else None
+        )
         png = Path(out) / "reward_curve.png"
         if png.exists():
             suffix = "" if (mode, arm) == ("tool", "sft+grpo") else f"_{mode}_{arm.replace('+', '_')}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.tasks.base import Record, RewardFn, Task
@@ -208,7 +208,7 @@ class EligibilityTask(Task):
     summary = "patient–trial eligibility matching on synthetic criteria (verifiable)"
     metric = "accuracy"
     default_max_new_tokens = 128
-    ask_fields = {
+    ask_fields: ClassVar[dict[str, str]] = {
         "criteria": "the trial's criteria, one per line (CLI --context criteria=@trial.txt; HTTP context.criteria)",
         "patient": "the patient summary (CLI --context patient=@patient.txt; HTTP context.patient)",
     }

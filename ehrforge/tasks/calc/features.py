@@ -179,13 +179,17 @@ NUMERIC: dict[str, Numeric] = {
         Numeric("target_bmi", ("target BMI",), 19, 27, (_u("kg/m²", 1, 1),), "goal", "kg/m²"),
         Numeric("ph", ("arterial pH", "pH"), 7.05, 7.65, (_u("", 1, 2),), "labs", ""),
         Numeric("hematocrit", ("hematocrit",), 18, 58, (_u("%"),), "labs", "%"),
-        Numeric("pao2", ("PaO2", "arterial oxygen tension"), 45, 160, (_u("mm Hg"), _u("kPa", 0.133322, 1)), "labs", "mm Hg"),
+        Numeric(
+            "pao2", ("PaO2", "arterial oxygen tension"), 45, 160, (_u("mm Hg"), _u("kPa", 0.133322, 1)), "labs", "mm Hg"
+        ),
         Numeric("a_a_gradient", ("A-a gradient",), 20, 560, (_u("mm Hg"),), "labs", "mm Hg"),
         Numeric("fio2", ("FiO2",), 21, 100, (_u("%"),), "vitals", "%"),
         Numeric("gcs", ("GCS", "Glasgow Coma Scale score"), 3, 15, (_u(""),), "vitals", ""),
         Numeric("urine_output", ("urine output",), 80, 2500, (_u("mL/day"), _u("mL/24 h")), "labs", "mL/day"),
         *(
-            Numeric(name, (name,), lo, hi, (_u("µg/kg/min", 1, dec), _u("mcg/kg/min", 1, dec)), "support", "µg/kg/min", 0.8)
+            Numeric(
+                name, (name,), lo, hi, (_u("µg/kg/min", 1, dec), _u("mcg/kg/min", 1, dec)), "support", "µg/kg/min", 0.8
+            )
             for name, lo, hi, dec in (
                 ("dopamine", 2, 20, 1),
                 ("dobutamine", 2, 15, 1),
@@ -385,17 +389,15 @@ FLAGS: dict[str, Flag] = {
 }
 
 #: flags added with the severity, comorbidity and risk calculators: (name, section, positive, negative, p, always)
+# fmt: off
 _MORE_FLAGS = [
     ("acute_renal_failure", "history", "acute kidney injury this admission", "no acute kidney injury", 0.3, False),
-    ("organ_failure_immunocompromise", "history", "chemotherapy-induced immunosuppression",
-     "no severe organ insufficiency or immunocompromise", 0.3, True),
+    ("organ_failure_immunocompromise", "history", "chemotherapy-induced immunosuppression", "no severe organ insufficiency or immunocompromise", 0.3, True),
     ("nursing_home", "context", "The patient lives in a nursing home.", "The patient lives independently at home.", 0.3, True),
     ("pleural_effusion", "exam", "a pleural effusion on chest x-ray", "no pleural effusion on chest x-ray", 0.3, True),
-    ("mechanical_ventilation", "context", "The patient is intubated and mechanically ventilated.",
-     "The patient is breathing spontaneously without respiratory support.", 0.5, True),
+    ("mechanical_ventilation", "context", "The patient is intubated and mechanically ventilated.", "The patient is breathing spontaneously without respiratory support.", 0.5, True),
     ("mi", "history", "a myocardial infarction five years ago", "no prior myocardial infarction", 0.25, False),
-    ("peripheral_vascular_disease", "history", "intermittent claudication from peripheral vascular disease",
-     "no peripheral vascular disease", 0.2, False),
+    ("peripheral_vascular_disease", "history", "intermittent claudication from peripheral vascular disease", "no peripheral vascular disease", 0.2, False),
     ("dementia", "history", "Alzheimer dementia", "no cognitive impairment", 0.15, False),
     ("copd", "history", "chronic obstructive pulmonary disease", "no chronic lung disease", 0.25, False),
     ("connective_tissue_disease", "history", "systemic lupus erythematosus", "no connective tissue disease", 0.15, False),
@@ -430,13 +432,13 @@ _MORE_FLAGS = [
     ("hypercholesterolemia", "history", "hypercholesterolemia", "normal cholesterol", 0.35, False),
     ("obesity", "history", "obesity (BMI above 30)", "no obesity", 0.3, False),
     ("smoker", "history", "current smoking (20 cigarettes a day)", "never smoked", 0.35, True),
-    ("family_history_cvd", "history", "a brother with a myocardial infarction at 52",
-     "no family history of premature heart disease", 0.25, False),
+    ("family_history_cvd", "history", "a brother with a myocardial infarction at 52", "no family history of premature heart disease", 0.25, False),
     ("atherosclerotic_disease", "history", "prior coronary stenting", "no known atherosclerotic disease", 0.2, False),
     ("melena", "symptom", "black tarry stools", "no melena", 0.4, True),
     ("syncope", "symptom", "a syncopal episode at home", "no syncope", 0.3, True),
     ("bp_medicine", "medication", "amlodipine for blood pressure", "", 0.4, False),
 ]
+# fmt: on
 FLAGS.update(
     {
         name: Flag(name, section, (positive,), (negative,) if negative else (), p, always)
@@ -484,55 +486,85 @@ CHOICES: dict[str, Choice] = {
 }
 #: categorical findings of the severity, comorbidity and risk calculators: name -> (section, {value: phrasing})
 _MORE_CHOICES = {
-    "admission_type": ("context", {
-        "nonoperative": "The patient was admitted to the ICU for medical (nonoperative) management.",
-        "emergency postoperative": "The patient was admitted to the ICU after an emergency laparotomy.",
-        "elective postoperative": "The patient was admitted to the ICU after an elective colectomy.",
-    }),
-    "surgery_type": ("context", {
-        "none": "No surgery is planned.",
-        "minor": "The patient is scheduled for a minor procedure (inguinal hernia repair).",
-        "major": "The patient is scheduled for major abdominal surgery lasting over 45 minutes.",
-        "elective major lower extremity arthroplasty": "The patient is scheduled for an elective total knee arthroplasty.",
-    }),
-    "mobility": ("context", {
-        "normal": "The patient is ambulating normally.",
-        "on bed rest": "The patient is currently on bed rest.",
-        "confined to bed > 72 hours": "The patient has been confined to bed for more than 72 hours.",
-    }),
-    "liver_severity": ("history", {
-        "none": "no liver disease",
-        "mild": "chronic hepatitis C without cirrhosis",
-        "moderate to severe": "cirrhosis with portal hypertension",
-    }),
-    "diabetes_severity": ("history", {
-        "none or diet-controlled": "diet-controlled impaired glucose tolerance",
-        "uncomplicated": "type 2 diabetes on metformin without complications",
-        "end-organ damage": "type 2 diabetes with retinopathy and neuropathy",
-    }),
-    "solid_tumor": ("history", {
-        "none": "no history of solid tumors",
-        "localized": "a localized colon cancer resected last year",
-        "metastatic": "metastatic lung cancer",
-    }),
-    "heart_history": ("context", {
-        "slightly suspicious": "The chest pain history is slightly suspicious for acute coronary syndrome.",
-        "moderately suspicious": "The chest pain history is moderately suspicious for acute coronary syndrome.",
-        "highly suspicious": "The chest pain history is highly suspicious for acute coronary syndrome.",
-    }),
-    "ecg": ("context", {
-        "normal": "The ECG is normal.",
-        "non-specific repolarization disturbance": "The ECG shows non-specific repolarization changes.",
-        "significant ST deviation": "The ECG shows significant ST-segment depression.",
-    }),
-    "troponin": ("context", {
-        "normal": "The initial troponin is within the normal limit.",
-        "1-3 times normal": "The initial troponin is twice the upper limit of normal.",
-        "more than 3 times normal": "The initial troponin is five times the upper limit of normal.",
-    }),
+    "admission_type": (
+        "context",
+        {
+            "nonoperative": "The patient was admitted to the ICU for medical (nonoperative) management.",
+            "emergency postoperative": "The patient was admitted to the ICU after an emergency laparotomy.",
+            "elective postoperative": "The patient was admitted to the ICU after an elective colectomy.",
+        },
+    ),
+    "surgery_type": (
+        "context",
+        {
+            "none": "No surgery is planned.",
+            "minor": "The patient is scheduled for a minor procedure (inguinal hernia repair).",
+            "major": "The patient is scheduled for major abdominal surgery lasting over 45 minutes.",
+            "elective major lower extremity arthroplasty": "The patient is scheduled for an elective total knee arthroplasty.",
+        },
+    ),
+    "mobility": (
+        "context",
+        {
+            "normal": "The patient is ambulating normally.",
+            "on bed rest": "The patient is currently on bed rest.",
+            "confined to bed > 72 hours": "The patient has been confined to bed for more than 72 hours.",
+        },
+    ),
+    "liver_severity": (
+        "history",
+        {
+            "none": "no liver disease",
+            "mild": "chronic hepatitis C without cirrhosis",
+            "moderate to severe": "cirrhosis with portal hypertension",
+        },
+    ),
+    "diabetes_severity": (
+        "history",
+        {
+            "none or diet-controlled": "diet-controlled impaired glucose tolerance",
+            "uncomplicated": "type 2 diabetes on metformin without complications",
+            "end-organ damage": "type 2 diabetes with retinopathy and neuropathy",
+        },
+    ),
+    "solid_tumor": (
+        "history",
+        {
+            "none": "no history of solid tumors",
+            "localized": "a localized colon cancer resected last year",
+            "metastatic": "metastatic lung cancer",
+        },
+    ),
+    "heart_history": (
+        "context",
+        {
+            "slightly suspicious": "The chest pain history is slightly suspicious for acute coronary syndrome.",
+            "moderately suspicious": "The chest pain history is moderately suspicious for acute coronary syndrome.",
+            "highly suspicious": "The chest pain history is highly suspicious for acute coronary syndrome.",
+        },
+    ),
+    "ecg": (
+        "context",
+        {
+            "normal": "The ECG is normal.",
+            "non-specific repolarization disturbance": "The ECG shows non-specific repolarization changes.",
+            "significant ST deviation": "The ECG shows significant ST-segment depression.",
+        },
+    ),
+    "troponin": (
+        "context",
+        {
+            "normal": "The initial troponin is within the normal limit.",
+            "1-3 times normal": "The initial troponin is twice the upper limit of normal.",
+            "more than 3 times normal": "The initial troponin is five times the upper limit of normal.",
+        },
+    ),
 }
 CHOICES.update(
-    {name: Choice(name, section, {k: (v,) for k, v in options.items()}) for name, (section, options) in _MORE_CHOICES.items()}
+    {
+        name: Choice(name, section, {k: (v,) for k, v in options.items()})
+        for name, (section, options) in _MORE_CHOICES.items()
+    }
 )
 INT_CHOICES = {"gcs_eye", "gcs_verbal", "gcs_motor"}
 DATE_FEATURES = ("lmp", "today", "cycle_length")

@@ -92,7 +92,12 @@ def load_exemplars(folder: Path, wanted: set[int]) -> list[dict]:
             )
         records.append(
             medcalc_record(
-                calc, f"medcalc-exemplar-{cid}", ex["Patient Note"], question, gold, "medcalc-bench-exemplar",
+                calc,
+                f"medcalc-exemplar-{cid}",
+                ex["Patient Note"],
+                question,
+                gold,
+                "medcalc-bench-exemplar",
                 reasoning=response.get("step_by_step_thinking", ""),
             )
         )
@@ -163,15 +168,28 @@ def load_medcalc_csv(path: Path, wanted: set[int], rejects: Path | None = None) 
                 rid = str(row.get("Row Number") or row.get("Note ID") or f"row-{reader.line_num}")
                 records.append(
                     medcalc_record(
-                        calc, f"medcalc-{rid}-{n}", row["Patient Note"], row["Question"].strip(), gold, "medcalc-bench-csv",
-                        lower=(row.get("Lower Limit") or "").strip(), upper=(row.get("Upper Limit") or "").strip(),
+                        calc,
+                        f"medcalc-{rid}-{n}",
+                        row["Patient Note"],
+                        row["Question"].strip(),
+                        gold,
+                        "medcalc-bench-csv",
+                        lower=(row.get("Lower Limit") or "").strip(),
+                        upper=(row.get("Upper Limit") or "").strip(),
                     )
                 )
     if bad:
         where = _write_rejects(path, rejects, header, bad)
         shown = ", ".join(str(n) for n, _, _ in bad[:20]) + (" …" if len(bad) > 20 else "")
         reasons = sorted({reason for _, reason, _ in bad})
-        log.warning("%s: skipped %d bad rows (rows %s): %s; written to %s", path.name, len(bad), shown, "; ".join(reasons), where)
+        log.warning(
+            "%s: skipped %d bad rows (rows %s): %s; written to %s",
+            path.name,
+            len(bad),
+            shown,
+            "; ".join(reasons),
+            where,
+        )
     return records
 
 

@@ -37,7 +37,15 @@ SAFE_HISTORY = (
 SAFE_MEDS = ("levothyroxine", "loratadine", "vitamin D", "acetaminophen as needed", "sertraline", "allopurinol")
 # never distractors: goals and habits read as inputs; a GCS total would contradict GCS components; infusions imply
 # a different cardiovascular picture
-NO_DISTRACT = {"target_bmi", "alcohol_drinks_per_week", "gcs", "dopamine", "dobutamine", "epinephrine", "norepinephrine"}
+NO_DISTRACT = {
+    "target_bmi",
+    "alcohol_drinks_per_week",
+    "gcs",
+    "dopamine",
+    "dobutamine",
+    "epinephrine",
+    "norepinephrine",
+}
 
 
 # --- sampling a patient ------------------------------------------------------------------------------------------
@@ -173,7 +181,9 @@ def render_note(calc: Calculator, p: Patient, rng: random.Random, distractors: t
         for n in shown
         if n in FLAGS and FLAGS[n].section == "context"
     ]
-    context += [rng.choice(CHOICES[n].options[str(v[n])]) for n in shown if n in CHOICES and CHOICES[n].section == "context"]
+    context += [
+        rng.choice(CHOICES[n].options[str(v[n])]) for n in shown if n in CHOICES and CHOICES[n].section == "context"
+    ]
     if "high_risk_surgery" in shown and sex == "male":
         context = [c.replace("She is", "He is") for c in context]
 
@@ -328,7 +338,10 @@ def make_item(calc: Calculator, rng: random.Random, item_id: str) -> dict[str, A
         "ground_truth": answer,
         "lower_limit": lower,
         "upper_limit": upper,
-        "reasoning": "Relevant values from the note:\n" + "\n".join(_extracted(calc, values, shown_map)) + "\n" + "\n".join(lines),
+        "reasoning": "Relevant values from the note:\n"
+        + "\n".join(_extracted(calc, values, shown_map))
+        + "\n"
+        + "\n".join(lines),
         "inputs": {n: _jsonable(values[n]) for n in calc.inputs},
         "shown": {n: shown_map[n] for n in calc.inputs if n in shown_map},
         "source": "synthetic",
@@ -342,7 +355,11 @@ def _extracted(calc: Calculator, values: dict[str, Any], shown_map: dict[str, st
         if n in shown_map:
             unit = NUMERIC[n].canonical_unit if n in NUMERIC else ""
             shown = shown_map[n]
-            conv = "" if n not in NUMERIC or (shown.endswith(unit) and unit) else f" = {float(values[n]):.4g} {unit}".rstrip()
+            conv = (
+                ""
+                if n not in NUMERIC or (shown.endswith(unit) and unit)
+                else f" = {float(values[n]):.4g} {unit}".rstrip()
+            )
             out.append(f"- {n.replace('_', ' ')}: {shown}{conv}")
         elif n in ("lmp", "today"):
             out.append(f"- {'last menstrual period' if n == 'lmp' else 'current date'}: {values[n]:%m/%d/%Y}")

@@ -99,7 +99,7 @@ def length_penalty(completions: list[Any], max_chars: int = 1200, **_: Any) -> l
     return [max(-1.0, -max(0, len(completion_text(c)) - max_chars) / max_chars) for c in completions]
 
 
-def make_length_penalty(max_chars: int):  # noqa: ANN201 - returns a RewardFn
+def make_length_penalty(max_chars: int):
     """A length penalty with a fixed budget, named so TRL logs it as ``length_penalty``.
 
     >>> make_length_penalty(10)(["x" * 15])

@@ -16,22 +16,29 @@ SFT is the seed paper's ablation.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
 import re
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ehrforge.core.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import DataError
-from ehrforge.tasks.base import MAX_QUESTION_CHARS, Capability, Record, RewardFn, Task, TaskOptions, reply_from_prediction
+from ehrforge.tasks.base import (
+    MAX_QUESTION_CHARS,
+    Capability,
+    Record,
+    RewardFn,
+    Task,
+    TaskOptions,
+    reply_from_prediction,
+)
 from ehrforge.tasks.calc.calculators import CALCULATORS, format_answer, select_calculators
 from ehrforge.tasks.calc.medcalc_data import MAX_NOTE_CHARS, load_exemplars, load_medcalc_csv
 from ehrforge.tasks.calc.notes import make_item
@@ -87,7 +94,9 @@ class CalcTask(Task):
     default_max_new_tokens = 384
     Options = CalcOptions
     capabilities = frozenset({Capability.SYNTH})
-    ask_fields = {"note": "the patient note to calculate from (CLI --context note=@note.txt; HTTP context.note)"}
+    ask_fields: ClassVar[dict[str, str]] = {
+        "note": "the patient note to calculate from (CLI --context note=@note.txt; HTTP context.note)"
+    }
 
     def setup(self) -> None:
         self.calculators = select_calculators(self.options.calculators)
@@ -215,7 +224,9 @@ class CalcTask(Task):
         shown = format_answer(value, fmt) if fmt in ("date", "weeks_days") else answer
         return Answer(shown, confidence=confidence)
 
-    def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
+    def predict(
+        self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None
+    ) -> list[Prediction]:
         """Tool calls get their calculator's token budget (a BMI call is ~20 tokens, an APACHE II call ~180):
         records are batched in order of budget, each batch generating up to its largest budget."""
         if self.mode != "tool" or self.options.max_new_tokens:
@@ -252,7 +263,9 @@ class CalcTask(Task):
         keep = ("id", "calculator", "output_type", "answer_format", "ground_truth", "lower_limit", "upper_limit")
         row = {"prompt": self.prompt(record), **{k: str(record[k]) for k in keep if k in record}}
         if self.mode == "tool":
-            row["tool_target"] = tool_target(record["calculator"], record["inputs"], record.get("shown")) if "inputs" in record else ""
+            row["tool_target"] = (
+                tool_target(record["calculator"], record["inputs"], record.get("shown")) if "inputs" in record else ""
+            )
         return row
 
     def results_table(self, results: dict[str, dict[str, float]], title: str = "") -> Any:
@@ -271,7 +284,9 @@ class CalcTask(Task):
         note = context.get("note")
         if not isinstance(note, str) or not note.strip():
             if len(question) > MAX_QUESTION_CHARS:
-                return Abstain(f"the question is {len(question)} characters long (limit {MAX_QUESTION_CHARS}): shorten it")
+                return Abstain(
+                    f"the question is {len(question)} characters long (limit {MAX_QUESTION_CHARS}): shorten it"
+                )
             note, question = split_note(question)
             if not note:
                 return Abstain(NO_NOTE)
@@ -334,13 +349,17 @@ def split_note(text: str) -> tuple[str, str]:
     return (note, m.group("q").strip()) if len(note) >= 20 else ("", text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def tool_budget(calculator: str) -> int:
     """Generation budget for one calculator's call: the longest gold call among 24 generated items, at a
     conservative 2 characters per token, plus slack (measured: JSON calls run ~2.5-3 characters per token)."""
     calc = CALCULATORS[calculator]
     longest = max(
-        len(tool_target(calc.key, (it := make_item(calc, random.Random(f"budget-{calculator}-{i}"), "b"))["inputs"], it["shown"]))
+        len(
+            tool_target(
+                calc.key, (it := make_item(calc, random.Random(f"budget-{calculator}-{i}"), "b"))["inputs"], it["shown"]
+            )
+        )
         for i in range(24)
     )
     return min(320, longest // 2 + 16)

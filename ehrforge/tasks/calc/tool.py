@@ -11,12 +11,13 @@ one of its options; a date is MM/DD/YYYY or YYYY-MM-DD. Nothing here raises on m
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from ehrforge.core.types import Abstain, Answer
@@ -111,7 +112,7 @@ def _param(feature: str) -> Param:
     raise KeyError(f"no tool parameter type for input '{feature}'")
 
 
-@lru_cache(maxsize=None)
+@cache
 def tool_schema(calculator: str | int) -> tuple[Param, ...]:
     """The typed parameters of one calculator (by key or MedCalc-Bench id)."""
     calc = _lookup(calculator)
@@ -234,9 +235,7 @@ def parse_tool_call(text: str) -> dict[str, Any] | Abstain:
 def _as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value[:40]):
+    if isinstance(value, (int, float)) or isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value[:40]):
         number = float(value)
     else:
         return None
@@ -263,7 +262,10 @@ def _read(p: Param, raw: Any) -> tuple[Any, str | None]:
         return None, f"parameter '{p.name}' must be one of: {', '.join(p.options)}"
     if p.kind == "date":
         text = str(raw).strip()[:20]
-        for pattern, order in ((r"(\d{1,2})/(\d{1,2})/(\d{4})", (3, 1, 2)), (r"(\d{4})-(\d{1,2})-(\d{1,2})", (1, 2, 3))):
+        for pattern, order in (
+            (r"(\d{1,2})/(\d{1,2})/(\d{4})", (3, 1, 2)),
+            (r"(\d{4})-(\d{1,2})-(\d{1,2})", (1, 2, 3)),
+        ):
             m = re.fullmatch(pattern, text)
             if m:
                 try:
@@ -434,7 +436,29 @@ def prompt_params(calculator: str | int) -> str:
 
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = set("the a an of in is what patient's patients patient score using for to and based on your their in terms with".split())
+_STOP = {
+    "the",
+    "a",
+    "an",
+    "of",
+    "in",
+    "is",
+    "what",
+    "patient's",
+    "patients",
+    "patient",
+    "score",
+    "using",
+    "for",
+    "to",
+    "and",
+    "based",
+    "on",
+    "your",
+    "their",
+    "terms",
+    "with",
+}
 
 
 def match_calculator(question: str) -> Calculator | None:
@@ -451,7 +475,11 @@ def match_calculator(question: str) -> Calculator | None:
     if not words:
         return None
     # "CURB-65" reads as curb + 65 and "MELD Na" as meld + na: keys match whole words or adjacent pairs
-    glued = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])} | {a + b + c for a, b, c in zip(tokens, tokens[1:], tokens[2:])}
+    glued = (
+        set(tokens)
+        | {a + b for a, b in itertools.pairwise(tokens)}
+        | {a + b + c for a, b, c in zip(tokens, tokens[1:], tokens[2:])}
+    )
     best, best_score = None, 0.0
     for calc in CALCULATORS.values():
         name_words = set(_WORD.findall(f"{calc.name} {calc.key.replace('_', ' ')}".lower())) - _STOP

@@ -94,7 +94,7 @@ def test_dates() -> None:
 
 def test_scores() -> None:
     t = S.total
-    base = dict(chf=False, hypertension=False, stroke_tia=False, vascular_disease=False, diabetes=False)
+    base = {"chf": False, "hypertension": False, "stroke_tia": False, "vascular_disease": False, "diabetes": False}
     assert t(S.cha2ds2_vasc(age=62, sex="male", **{**base, "chf": True, "stroke_tia": True})) == 3  # 1 + 2
     assert (
         t(
@@ -104,9 +104,13 @@ def test_scores() -> None:
         )
         == 6
     )
-    hb = dict(
-        renal_disease=False, liver_disease=False, prior_bleeding=False, labile_inr=False, bleeding_medication=False
-    )
+    hb = {
+        "renal_disease": False,
+        "liver_disease": False,
+        "prior_bleeding": False,
+        "labile_inr": False,
+        "bleeding_medication": False,
+    }
     assert t(S.has_bled(age=43, hypertension=True, stroke_tia=True, alcohol_drinks_per_week=0, **hb)) == 2
     assert (
         t(
@@ -142,28 +146,28 @@ def test_scores() -> None:
     assert t(S.glasgow_coma_scale(gcs_eye=4, gcs_verbal=5, gcs_motor=5)) == 14
     assert t(S.child_pugh(bilirubin=1.64, albumin=3.7, inr=2.0, ascites="absent", encephalopathy="none")) == 6
     assert t(S.child_pugh(bilirubin=3.5, albumin=2.5, inr=2.5, ascites="moderate", encephalopathy="grade 3-4")) == 15
-    pe = dict(
-        dvt_signs=False,
-        pe_most_likely=False,
-        immobilization=False,
-        recent_surgery=False,
-        prior_dvt=False,
-        prior_pe=False,
-        hemoptysis=False,
-        malignancy=False,
-    )
+    pe = {
+        "dvt_signs": False,
+        "pe_most_likely": False,
+        "immobilization": False,
+        "recent_surgery": False,
+        "prior_dvt": False,
+        "prior_pe": False,
+        "hemoptysis": False,
+        "malignancy": False,
+    }
     assert t(S.wells_pe(heart_rate=150, **pe)) == 1.5
     assert t(S.wells_pe(heart_rate=150, **{k: True for k in pe})) == 12.5  # 3 + 3 + 1.5 + 1.5 + 1.5 + 1 + 1
-    dvt = dict(
-        bedridden_or_major_surgery=False,
-        calf_swelling_3cm=False,
-        collateral_veins=False,
-        entire_leg_swollen=False,
-        deep_vein_tenderness=False,
-        pitting_edema=False,
-        leg_paralysis_or_cast=False,
-        prior_dvt=False,
-    )
+    dvt = {
+        "bedridden_or_major_surgery": False,
+        "calf_swelling_3cm": False,
+        "collateral_veins": False,
+        "entire_leg_swollen": False,
+        "deep_vein_tenderness": False,
+        "pitting_edema": False,
+        "leg_paralysis_or_cast": False,
+        "prior_dvt": False,
+    }
     assert t(S.wells_dvt(malignancy=True, alternative_diagnosis_likely=True, **dvt)) == -1
     assert (
         t(

@@ -16,11 +16,11 @@ from ehrforge.tasks.calc.calculators import risk_indices as R
 from ehrforge.tasks.calc.calculators.scores import total
 from ehrforge.tasks.calc.notes import make_item
 
-APACHE_BASE = dict(
-    age=67, temp_c=38.7, sbp=90, dbp=50, heart_rate=115, resp_rate=28, ph=7.30, sodium=128, potassium=3.2,
-    creatinine=2.1, acute_renal_failure=False, hematocrit=35, wbc=16, gcs=13, fio2=40, pao2=65, a_a_gradient=380,
-    organ_failure_immunocompromise=True, admission_type="nonoperative",
-)  # fmt: skip
+APACHE_BASE = {
+    "age": 67, "temp_c": 38.7, "sbp": 90, "dbp": 50, "heart_rate": 115, "resp_rate": 28, "ph": 7.30, "sodium": 128, "potassium": 3.2,
+    "creatinine": 2.1, "acute_renal_failure": False, "hematocrit": 35, "wbc": 16, "gcs": 13, "fio2": 40, "pao2": 65, "a_a_gradient": 380,
+    "organ_failure_immunocompromise": True, "admission_type": "nonoperative",
+}  # fmt: skip
 
 
 def test_apache_ii() -> None:
@@ -34,10 +34,10 @@ def test_apache_ii() -> None:
     assert total(C.apache_ii(**APACHE_BASE | {"organ_failure_immunocompromise": False})) == 23
 
 
-SOFA_BASE = dict(
-    pao2=80, fio2=40, mechanical_ventilation=True, platelets=90, gcs=12, bilirubin=2.5, sbp=110, dbp=70,
-    dopamine=0, dobutamine=0, epinephrine=0, norepinephrine=0.05, creatinine=1.5, urine_output=400,
-)  # fmt: skip
+SOFA_BASE = {
+    "pao2": 80, "fio2": 40, "mechanical_ventilation": True, "platelets": 90, "gcs": 12, "bilirubin": 2.5, "sbp": 110, "dbp": 70,
+    "dopamine": 0, "dobutamine": 0, "epinephrine": 0, "norepinephrine": 0.05, "creatinine": 1.5, "urine_output": 400,
+}  # fmt: skip
 
 
 def test_sofa() -> None:
@@ -52,11 +52,11 @@ def test_sofa() -> None:
     assert total(C.sofa(**SOFA_BASE | {"dopamine": 16})) == 15  # dopamine > 15 → 4
 
 
-PSI_BASE = dict(
-    age=70, sex="male", nursing_home=True, malignancy=False, liver_disease=False, chf=True,
-    cerebrovascular_disease=False, renal_disease=False, confusion=False, resp_rate=32, sbp=100, temp_c=38.0,
-    heart_rate=130, ph=7.40, bun=35, sodium=135, glucose=150, hematocrit=38, pao2=70, pleural_effusion=True,
-)  # fmt: skip
+PSI_BASE = {
+    "age": 70, "sex": "male", "nursing_home": True, "malignancy": False, "liver_disease": False, "chf": True,
+    "cerebrovascular_disease": False, "renal_disease": False, "confusion": False, "resp_rate": 32, "sbp": 100, "temp_c": 38.0,
+    "heart_rate": 130, "ph": 7.40, "bun": 35, "sodium": 135, "glucose": 150, "hematocrit": 38, "pao2": 70, "pleural_effusion": True,
+}  # fmt: skip
 
 
 def test_psi() -> None:
@@ -66,12 +66,12 @@ def test_psi() -> None:
     assert total(C.psi(**PSI_BASE | {"ph": 7.30, "malignancy": True})) == 210  # + 30 + 30
 
 
-CHARLSON_NONE = dict(
-    age=45, mi=False, chf=False, peripheral_vascular_disease=False, cerebrovascular_disease=False, dementia=False,
-    copd=False, connective_tissue_disease=False, peptic_ulcer_disease=False, liver_severity="none",
-    diabetes_severity="none or diet-controlled", hemiplegia=False, moderate_severe_ckd=False, solid_tumor="none",
-    leukemia=False, lymphoma=False, aids=False,
-)  # fmt: skip
+CHARLSON_NONE = {
+    "age": 45, "mi": False, "chf": False, "peripheral_vascular_disease": False, "cerebrovascular_disease": False, "dementia": False,
+    "copd": False, "connective_tissue_disease": False, "peptic_ulcer_disease": False, "liver_severity": "none",
+    "diabetes_severity": "none or diet-controlled", "hemiplegia": False, "moderate_severe_ckd": False, "solid_tumor": "none",
+    "leukemia": False, "lymphoma": False, "aids": False,
+}  # fmt: skip
 
 
 def test_charlson() -> None:
@@ -84,7 +84,14 @@ def test_charlson() -> None:
 
 
 def test_caprini() -> None:
-    base = dict(age=65, surgery_type="major", mobility="on bed rest", bmi=24.2, prior_dvt=True, prior_pe=False)
+    base = {
+        "age": 65,
+        "surgery_type": "major",
+        "mobility": "on bed rest",
+        "bmi": 24.2,
+        "prior_dvt": True,
+        "prior_pe": False,
+    }
     # age 61–74 → 2, major surgery 2, bed rest 1, prior DVT 3, varicose veins 1 = 9 (BMI 24.2 ≤ 25 → 0)
     assert total(R.caprini(**base, varicose_veins=True)) == 9
     assert total(R.caprini(**base | {"prior_pe": True, "bmi": 28.0}, varicose_veins=True)) == 10  # DVT/PE once; BMI +1
@@ -98,23 +105,30 @@ def test_caprini() -> None:
 
 
 def test_heart() -> None:
-    base = dict(
-        age=50, heart_history="moderately suspicious", ecg="normal", troponin="normal", hypertension=True,
-        hypercholesterolemia=False, diabetes=False, obesity=False, smoker=True, family_history_cvd=False,
-        atherosclerotic_disease=False,
-    )  # fmt: skip
+    base = {
+        "age": 50, "heart_history": "moderately suspicious", "ecg": "normal", "troponin": "normal", "hypertension": True,
+        "hypercholesterolemia": False, "diabetes": False, "obesity": False, "smoker": True, "family_history_cvd": False,
+        "atherosclerotic_disease": False,
+    }  # fmt: skip
     assert total(R.heart(**base)) == 3  # history 1 + ECG 0 + age 45–64 1 + 2 risk factors 1 + troponin 0
     assert total(R.heart(**base | {"atherosclerotic_disease": True})) == 4  # known atherosclerosis → 2
     assert total(R.heart(**base | {"obesity": True})) == 4  # ≥ 3 risk factors → 2
-    assert total(R.heart(**base | {"age": 70, "ecg": "significant ST deviation", "troponin": "more than 3 times normal"})) == 8
+    assert (
+        total(R.heart(**base | {"age": 70, "ecg": "significant ST deviation", "troponin": "more than 3 times normal"}))
+        == 8
+    )
 
 
 def test_glasgow_blatchford() -> None:
-    base = dict(bun=25, hemoglobin=11, sex="male", sbp=95, heart_rate=105, melena=True, syncope=True,
-                liver_disease=False, chf=False)  # fmt: skip
-    assert total(R.glasgow_blatchford(**base)) == 12  # BUN 22.4–28 → 3, Hb 10–12 (M) 3, SBP 90–99 2, HR 1, melena 1, syncope 2
+    base = {"bun": 25, "hemoglobin": 11, "sex": "male", "sbp": 95, "heart_rate": 105, "melena": True, "syncope": True,
+                "liver_disease": False, "chf": False}  # fmt: skip
+    assert (
+        total(R.glasgow_blatchford(**base)) == 12
+    )  # BUN 22.4–28 → 3, Hb 10–12 (M) 3, SBP 90–99 2, HR 1, melena 1, syncope 2
     assert total(R.glasgow_blatchford(**base | {"sex": "female"})) == 10  # Hb 10–12 (F) → 1
-    assert total(R.glasgow_blatchford(**base | {"bun": 80, "chf": True, "liver_disease": True})) == 19  # BUN > 70 → 6; +2 +2
+    assert (
+        total(R.glasgow_blatchford(**base | {"bun": 80, "chf": True, "liver_disease": True})) == 19
+    )  # BUN > 70 → 6; +2 +2
 
 
 def test_framingham() -> None:
@@ -127,7 +141,9 @@ def test_framingham() -> None:
     # the ATP III model is defined (the exemplar's 0.0 % comes from entering mmol/L)
     assert F.framingham_risk(60, "female", 199, 76, 120, True, False) == pytest.approx(1.486, abs=0.01)
     # smoking raises the risk; the age in the age × smoking term is capped at 70 for men
-    assert F.framingham_risk(75, "male", 213, 50, 120, False, True) > F.framingham_risk(75, "male", 213, 50, 120, False, False)
+    assert F.framingham_risk(75, "male", 213, 50, 120, False, True) > F.framingham_risk(
+        75, "male", 213, 50, 120, False, False
+    )
 
 
 def test_dosing() -> None:

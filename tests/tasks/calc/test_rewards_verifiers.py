@@ -80,7 +80,11 @@ def test_gold_targets_earn_full_reward_and_wrong_answers_none() -> None:
 
 def test_length_penalty_is_opt_in() -> None:
     assert [f.__name__ for f in CalcTask(mode="reasoning").rewards()] == ["format_reward", "correctness_reward"]
-    assert [f.__name__ for f in CalcTask().rewards()] == ["tool_format_reward", "tool_param_reward", "tool_correctness_reward"]
+    assert [f.__name__ for f in CalcTask().rewards()] == [
+        "tool_format_reward",
+        "tool_param_reward",
+        "tool_correctness_reward",
+    ]
     fns = CalcTask(mode="reasoning", length_penalty_chars=50).rewards()
     assert fns[-1].__name__ == "length_penalty" and fns[-1](["x" * 100]) == [-1.0]
     assert length_penalty(["short"]) == [0.0]

@@ -178,7 +178,9 @@ def test_tool_mode_parse_runs_the_call_and_abstains_naming_the_fault() -> None:
     assert tool_budget("bmi") < tool_budget("apache_ii") <= 320
 
 
-NOTE = "A 70-year-old man with pneumonia. He is confused. BUN 25 mg/dL, respiratory rate 31, blood pressure 85/50 mm Hg."
+NOTE = (
+    "A 70-year-old man with pneumonia. He is confused. BUN 25 mg/dL, respiratory rate 31, blood pressure 85/50 mm Hg."
+)
 
 
 def test_ask_needs_a_note_and_a_calculator_never_a_key_error() -> None:
@@ -218,7 +220,15 @@ def test_eligibility_ask_without_context_is_a_clear_abstention() -> None:
 def _medcalc_csv(path: Path, rows: list[dict]) -> Path:
     import csv
 
-    cols = ["Row Number", "Calculator ID", "Patient Note", "Question", "Ground Truth Answer", "Lower Limit", "Upper Limit"]
+    cols = [
+        "Row Number",
+        "Calculator ID",
+        "Patient Note",
+        "Question",
+        "Ground Truth Answer",
+        "Lower Limit",
+        "Upper Limit",
+    ]
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()

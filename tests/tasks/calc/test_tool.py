@@ -38,7 +38,9 @@ def test_gold_call_reproduces_the_gold_answer(key: str) -> None:
         assert call["calculator"] == key
         result = run_tool_call(target)
         assert isinstance(result, Answer), result
-        assert is_correct(result.value, item["ground_truth"], item["answer_format"], item["lower_limit"], item["upper_limit"])
+        assert is_correct(
+            result.value, item["ground_truth"], item["answer_format"], item["lower_limit"], item["upper_limit"]
+        )
         assert result.evidence["calculator"] == key and result.evidence["explanation"]
         # units as the note writes them (blood pressure reads "120/80 mm Hg", so number and unit separately)
         for name, value in call.items():
@@ -82,10 +84,29 @@ def test_unit_conversion() -> None:
         ({"calculator": "bmi", "weight": {"value": 70, "unit": ["kg", "lb"]}, "height": 170}, "unit that is not text"),
         ({"calculator": "bmi", "weight": "seventy", "height": 170}, "'weight' must be a number"),
         ({"calculator": "bmi", "weight": float("nan"), "height": 170}, "'weight' must be a number"),
-        ({"calculator": "curb65", "age": 70, "bun": 20, "resp_rate": 20, "sbp": 120, "dbp": 80, "confusion": "maybe"},
-         "'confusion' must be true or false"),
-        ({"calculator": "child_pugh", "bilirubin": 1, "albumin": 3, "inr": 1, "ascites": "lots", "encephalopathy": "none"},
-         "'ascites' must be one of"),
+        (
+            {
+                "calculator": "curb65",
+                "age": 70,
+                "bun": 20,
+                "resp_rate": 20,
+                "sbp": 120,
+                "dbp": 80,
+                "confusion": "maybe",
+            },
+            "'confusion' must be true or false",
+        ),
+        (
+            {
+                "calculator": "child_pugh",
+                "bilirubin": 1,
+                "albumin": 3,
+                "inr": 1,
+                "ascites": "lots",
+                "encephalopathy": "none",
+            },
+            "'ascites' must be one of",
+        ),
         ({"calculator": "due_date", "lmp": "02/30/2021", "cycle_length": 28}, "'lmp' must be a date"),
         ({"calculator": "quantum_score"}, "unknown calculator 'quantum_score'"),
         ({"calculator": "mme", "morphine_dose": {"value": 10, "unit": "mg"}}, "morphine_doses_per_day"),

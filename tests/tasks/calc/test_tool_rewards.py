@@ -55,7 +55,7 @@ def test_dropping_one_parameter_costs_partial_credit() -> None:
     damaged = []
     for r in rows:
         call = json.loads(r["tool_target"])
-        name = [k for k in call if k != "calculator"][0]
+        name = next(k for k in call if k != "calculator")
         call.pop(name)
         damaged.append(json.dumps(call))
     credit = tool_param_reward(damaged, **_columns(rows))

@@ -71,10 +71,14 @@ def meld_na_worked(v: dict[str, Any]) -> tuple[Any, list[str]]:
     value = F.meld_na(v["creatinine"], v["bilirubin"], v["inr"], v["sodium"], v["dialysis"])
     cr = 4.0 if v["dialysis"] else min(max(v["creatinine"], 1.0), 4.0)
     return value, [
-        f"Bounded values: creatinine {num(cr)} mg/dL{' (dialysis)' if v['dialysis'] else ''}, bilirubin "
-        f"{num(max(v['bilirubin'], 1))} mg/dL, INR {num(max(v['inr'], 1))}, sodium {num(min(max(v['sodium'], 125), 137))} mmol/L",
-        "MELD(i) = 10 × (0.957 ln Cr + 0.378 ln bilirubin + 1.120 ln INR + 0.643); if > 11, "
-        "MELD Na = MELD(i) + 1.32 × (137 − Na) − 0.033 × MELD(i) × (137 − Na); cap 40",
+        (
+            f"Bounded values: creatinine {num(cr)} mg/dL{' (dialysis)' if v['dialysis'] else ''}, bilirubin "
+            f"{num(max(v['bilirubin'], 1))} mg/dL, INR {num(max(v['inr'], 1))}, sodium {num(min(max(v['sodium'], 125), 137))} mmol/L"
+        ),
+        (
+            "MELD(i) = 10 × (0.957 ln Cr + 0.378 ln bilirubin + 1.120 ln INR + 0.643); if > 11, "
+            "MELD Na = MELD(i) + 1.32 × (137 − Na) − 0.033 × MELD(i) × (137 − Na); cap 40"
+        ),
         f"MELD Na = {num(value)}",
     ]
 
@@ -100,4 +104,3 @@ def gestational_age_worked(v: dict[str, Any]) -> tuple[Any, list[str]]:
         f"Days from LMP {v['lmp']:%m/%d/%Y} to {v['today']:%m/%d/%Y} = {total}",
         f"{total} days = {weeks} weeks and {days} days",
     ]
-

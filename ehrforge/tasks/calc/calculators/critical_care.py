@@ -67,7 +67,10 @@ def apache_ii(
         ("arterial pH", _band(ph, [(7.7, 4), (7.6, 3), (7.5, 1), (7.33, 0), (7.25, 2), (7.15, 3)], 4)),
         ("sodium", _band(sodium, [(180, 4), (160, 3), (155, 2), (150, 1), (130, 0), (120, 2), (111, 3)], 4)),
         ("potassium", _band(potassium, [(7.0, 4), (6.0, 3), (5.5, 1), (3.5, 0), (3.0, 1), (2.5, 2)], 4)),
-        ("creatinine" + (" ×2 (acute renal failure)" if acute_renal_failure else ""), creat * (1 + acute_renal_failure)),
+        (
+            "creatinine" + (" ×2 (acute renal failure)" if acute_renal_failure else ""),
+            creat * (1 + acute_renal_failure),
+        ),
         ("hematocrit", _band(hematocrit, [(60, 4), (50, 2), (46, 1), (30, 0), (20, 2)], 4)),
         ("white blood cell count", _band(wbc, [(40, 4), (20, 2), (15, 1), (3, 0), (1, 2)], 4)),
         ("15 − GCS", int(15 - gcs)),

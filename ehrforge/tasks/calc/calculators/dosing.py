@@ -39,8 +39,10 @@ def steroid_worked(v: dict[str, Any]) -> tuple[float, list[str]]:
     value = steroid_conversion(src, dose, dst)
     return value, [
         f"Equivalent doses: {num(STEROID_EQUIVALENT_MG[src])} mg {src} = {num(STEROID_EQUIVALENT_MG[dst])} mg {dst}",
-        f"{num(dose)} mg × {num(STEROID_EQUIVALENT_MG[dst])} / {num(STEROID_EQUIVALENT_MG[src])} "
-        f"= {num(dose)} × {factor:.4g} = {num(value)} mg {dst}",
+        (
+            f"{num(dose)} mg × {num(STEROID_EQUIVALENT_MG[dst])} / {num(STEROID_EQUIVALENT_MG[src])} "
+            f"= {num(dose)} × {factor:.4g} = {num(value)} mg {dst}"
+        ),
     ]
 
 
@@ -51,7 +53,10 @@ def steroid_case(rng: random.Random) -> tuple[dict[str, Any], dict[str, str], st
     values = {"input_steroid": src, "steroid_dose": float(dose), "target_steroid": dst}
     shown = {"steroid_dose": f"{num(dose)} mg"}
     note = rng.choice(
-        [f"Patient has taken {num(dose)} mg of {src}.", f"The patient is currently receiving {num(dose)} mg of {src} daily."]
+        [
+            f"Patient has taken {num(dose)} mg of {src}.",
+            f"The patient is currently receiving {num(dose)} mg of {src} daily.",
+        ]
     )
     return values, shown, note
 

@@ -21,6 +21,5 @@ def format_answer(value: Any, answer_format: str) -> str:
     if answer_format == "weeks_days":
         return f"({value[0]}, {value[1]})"
     if answer_format == "integer":
-        return str(int(round(value)))
+        return str(round(value))
     return num(value)
-

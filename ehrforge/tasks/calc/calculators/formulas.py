@@ -249,8 +249,32 @@ def gestational_age(lmp: date, today: date) -> tuple[int, int]:
 #: ATP III Framingham hard-CHD coefficients (NCEP ATP III 2001, as MDCalc): ln age, ln TC, ln HDL, ln SBP, treated BP,
 #: smoker, ln age × ln TC, ln age × smoker, (ln age)², constant, baseline survival S10. Cholesterol in mg/dL.
 FRAMINGHAM = {
-    "male": (52.00961, 20.014077, -0.905964, 1.305784, 0.241549, 12.096316, -4.605038, -2.84367, -2.93323, -172.300168, 0.9402),
-    "female": (31.764001, 22.465206, -1.187731, 2.552905, 0.420251, 13.07543, -5.060998, -2.996945, 0.0, -146.5933061, 0.98767),
+    "male": (
+        52.00961,
+        20.014077,
+        -0.905964,
+        1.305784,
+        0.241549,
+        12.096316,
+        -4.605038,
+        -2.84367,
+        -2.93323,
+        -172.300168,
+        0.9402,
+    ),
+    "female": (
+        31.764001,
+        22.465206,
+        -1.187731,
+        2.552905,
+        0.420251,
+        13.07543,
+        -5.060998,
+        -2.996945,
+        0.0,
+        -146.5933061,
+        0.98767,
+    ),
 }
 
 
@@ -263,8 +287,16 @@ def framingham_linear(
     la, ltc = math.log(age), math.log(total_cholesterol)
     la_smoke = math.log(min(age, 78 if _female(sex) else 70))
     return (
-        c[0] * la + c[1] * ltc + c[2] * math.log(hdl) + c[3] * math.log(sbp) + c[4] * bp_medicine + c[5] * smoker
-        + c[6] * la * ltc + c[7] * la_smoke * smoker + c[8] * la * la + c[9]
+        c[0] * la
+        + c[1] * ltc
+        + c[2] * math.log(hdl)
+        + c[3] * math.log(sbp)
+        + c[4] * bp_medicine
+        + c[5] * smoker
+        + c[6] * la * ltc
+        + c[7] * la_smoke * smoker
+        + c[8] * la * la
+        + c[9]
     )
 
 

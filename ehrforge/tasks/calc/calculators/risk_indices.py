@@ -92,7 +92,9 @@ CAPRINI_FLAGS = {
 }
 
 
-def caprini(*, age: float, surgery_type: str, mobility: str, bmi: float, prior_dvt: bool, prior_pe: bool, **flags: bool) -> Breakdown:
+def caprini(
+    *, age: float, surgery_type: str, mobility: str, bmi: float, prior_dvt: bool, prior_pe: bool, **flags: bool
+) -> Breakdown:
     """Caprini VTE score (Caprini 2005; MDCalc): age ≤ 40 0, 41–60 +1, 61–74 +2, ≥ 75 +3; surgery none 0 / minor +1
     / major +2 / elective major lower-extremity arthroplasty +5; mobility normal 0 / bed rest +1 / confined > 72 h
     +2; history of DVT or PE +3; BMI > 25 +1; each flag in ``CAPRINI_FLAGS`` its points."""

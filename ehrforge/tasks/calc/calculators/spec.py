@@ -66,4 +66,3 @@ def _medcalc_meta() -> dict[str, dict[str, str]]:
 
 
 _META: dict[str, dict[str, str]] | None = None
-

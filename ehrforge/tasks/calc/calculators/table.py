@@ -5,8 +5,8 @@ from __future__ import annotations
 from ehrforge.tasks.calc.calculators import formulas as F
 from ehrforge.tasks.calc.calculators import scores as S
 from ehrforge.tasks.calc.calculators.builders import (
-    cockcroft_gault_worked,
     ckd_epi_worked,
+    cockcroft_gault_worked,
     conception_worked,
     due_date_worked,
     formula,
@@ -143,7 +143,14 @@ CLASSIC: list[Calculator] = [
         complaints=CARDIAC,
     ),
     Calculator(
-        13, "due_date", ("lmp", "cycle_length"), "date", due_date_worked, age_range=(18, 42), sex="female", complaints=PREG
+        13,
+        "due_date",
+        ("lmp", "cycle_length"),
+        "date",
+        due_date_worked,
+        age_range=(18, 42),
+        sex="female",
+        complaints=PREG,
     ),
     Calculator(
         15,
@@ -348,8 +355,10 @@ CLASSIC: list[Calculator] = [
             F.free_water_deficit(v["age"], v["sex"], v["weight_kg"], v["sodium"]),
             [
                 f"Total body water fraction for a {num(v['age'])}-year-old {v['sex']}: {F.total_body_water_fraction(v['age'], v['sex'])}",
-                f"FWD = {F.total_body_water_fraction(v['age'], v['sex'])} × {num(v['weight_kg'])} × ({num(v['sodium'])} / 140 − 1) = "
-                f"{num(F.free_water_deficit(v['age'], v['sex'], v['weight_kg'], v['sodium']))} L",
+                (
+                    f"FWD = {F.total_body_water_fraction(v['age'], v['sex'])} × {num(v['weight_kg'])} × ({num(v['sodium'])} / 140 − 1) = "
+                    f"{num(F.free_water_deficit(v['age'], v['sex'], v['weight_kg'], v['sodium']))} L"
+                ),
             ],
         ),
         "L",

@@ -46,7 +46,9 @@ def _caprini(v: dict[str, Any]) -> tuple[Any, list[str]]:
     """Caprini reads BMI; the note gives weight and height, so the worked reasoning computes it first."""
     bmi = F.bmi(v["weight_kg"], v["height_cm"])
     value, lines = points(
-        lambda **kw: R.caprini(bmi=bmi, **kw), tuple(n for n in CAPRINI if n not in ("weight_kg", "height_cm")), "Caprini"
+        lambda **kw: R.caprini(bmi=bmi, **kw),
+        tuple(n for n in CAPRINI if n not in ("weight_kg", "height_cm")),
+        "Caprini",
     )(v)
     return value, [f"BMI = {num(v['weight_kg'])} / ({num(v['height_cm'] / 100)})² = {num(bmi)} kg/m²", *lines]
 
@@ -56,32 +58,94 @@ def _framingham(v: dict[str, Any]) -> tuple[Any, list[str]]:
     lp, value = F.framingham_linear(*args), F.framingham_risk(*args)
     s10 = F.FRAMINGHAM["female" if str(v["sex"]).startswith("f") else "male"][10]
     return value, [
-        f"ATP III hard-CHD model for a {v['sex']} (cholesterol in mg/dL): age {num(v['age'])}, total cholesterol "
-        f"{num(v['total_cholesterol'])}, HDL {num(v['hdl'])}, SBP {num(v['sbp'])}, treated BP {int(v['bp_medicine'])}, "
-        f"smoker {int(v['smoker'])}",
+        (
+            f"ATP III hard-CHD model for a {v['sex']} (cholesterol in mg/dL): age {num(v['age'])}, total cholesterol "
+            f"{num(v['total_cholesterol'])}, HDL {num(v['hdl'])}, SBP {num(v['sbp'])}, treated BP {int(v['bp_medicine'])}, "
+            f"smoker {int(v['smoker'])}"
+        ),
         f"Linear predictor = {lp:.4f}",
         f"Risk = (1 − {s10}^exp({lp:.4f})) × 100 = {num(value)} %",
     ]
 
 
 EXTENDED: list[Calculator] = [
-    Calculator(18, "heart_score", HEART, "integer", points(R.heart, HEART, "HEART score"),
-               complaints=("chest pain", "central chest pressure")),
-    Calculator(24, "steroid_conversion", ("input_steroid", "steroid_dose", "target_steroid"), "decimal",
-               D.steroid_worked, "mg", make_case=D.steroid_case),
-    Calculator(27, "glasgow_blatchford", GBS, "integer", points(R.glasgow_blatchford, GBS, "Glasgow-Blatchford score"),
-               complaints=("hematemesis", "coffee-ground vomiting")),
-    Calculator(28, "apache_ii", APACHE, "integer", points(C.apache_ii, APACHE, "APACHE II"), complaints=ICU,
-               ranges={"fio2": (21.0, 80.0), "pao2": (45.0, 120.0), "gcs": (5.0, 15.0)}),
-    Calculator(29, "psi", PSI, "integer", points(C.psi, PSI, "PSI"),
-               complaints=("productive cough and fever", "community-acquired pneumonia")),
-    Calculator(32, "charlson", CHARLSON, "integer", points(R.charlson, CHARLSON, "Charlson Comorbidity Index"),
-               age_range=(35, 90)),
+    Calculator(
+        18,
+        "heart_score",
+        HEART,
+        "integer",
+        points(R.heart, HEART, "HEART score"),
+        complaints=("chest pain", "central chest pressure"),
+    ),
+    Calculator(
+        24,
+        "steroid_conversion",
+        ("input_steroid", "steroid_dose", "target_steroid"),
+        "decimal",
+        D.steroid_worked,
+        "mg",
+        make_case=D.steroid_case,
+    ),
+    Calculator(
+        27,
+        "glasgow_blatchford",
+        GBS,
+        "integer",
+        points(R.glasgow_blatchford, GBS, "Glasgow-Blatchford score"),
+        complaints=("hematemesis", "coffee-ground vomiting"),
+    ),
+    Calculator(
+        28,
+        "apache_ii",
+        APACHE,
+        "integer",
+        points(C.apache_ii, APACHE, "APACHE II"),
+        complaints=ICU,
+        ranges={"fio2": (21.0, 80.0), "pao2": (45.0, 120.0), "gcs": (5.0, 15.0)},
+    ),
+    Calculator(
+        29,
+        "psi",
+        PSI,
+        "integer",
+        points(C.psi, PSI, "PSI"),
+        complaints=("productive cough and fever", "community-acquired pneumonia"),
+    ),
+    Calculator(
+        32,
+        "charlson",
+        CHARLSON,
+        "integer",
+        points(R.charlson, CHARLSON, "Charlson Comorbidity Index"),
+        age_range=(35, 90),
+    ),
     Calculator(36, "caprini", CAPRINI, "integer", _caprini, complaints=("pre-operative VTE risk assessment",)),
-    Calculator(43, "sofa", SOFA, "integer", points(C.sofa, SOFA, "SOFA"), complaints=ICU,
-               ranges={"fio2": (21.0, 100.0), "pao2": (50.0, 140.0), "platelets": (10.0, 300.0), "bilirubin": (0.3, 14.0),
-                       "creatinine": (0.5, 6.0), "gcs": (3.0, 15.0)}),
-    Calculator(46, "framingham_risk", FRAMINGHAM, "decimal", _framingham, "%", age_range=(30, 79),
-               ranges={"sbp": (100.0, 180.0)}, complaints=("a cardiovascular risk review",)),
+    Calculator(
+        43,
+        "sofa",
+        SOFA,
+        "integer",
+        points(C.sofa, SOFA, "SOFA"),
+        complaints=ICU,
+        ranges={
+            "fio2": (21.0, 100.0),
+            "pao2": (50.0, 140.0),
+            "platelets": (10.0, 300.0),
+            "bilirubin": (0.3, 14.0),
+            "creatinine": (0.5, 6.0),
+            "gcs": (3.0, 15.0),
+        },
+    ),
+    Calculator(
+        46,
+        "framingham_risk",
+        FRAMINGHAM,
+        "decimal",
+        _framingham,
+        "%",
+        age_range=(30, 79),
+        ranges={"sbp": (100.0, 180.0)},
+        complaints=("a cardiovascular risk review",),
+    ),
     Calculator(49, "mme", D.MME_INPUTS, "decimal", D.mme_worked, "MME/day", make_case=D.mme_case),
 ]
