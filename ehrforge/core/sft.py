@@ -91,6 +91,7 @@ def train_sft(
     torch.manual_seed(cfg.seed)  # the LoRA initialisation
     # PEFT keeps LoRA weights in fp32 on a bf16 base (autocast_adapter_dtype); the optimiser updates fp32 weights.
     model = get_peft_model(model, lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules))
+    lean_rms_norms(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     checkpoint = last_checkpoint(ckpt_dir) if resume else None
@@ -318,6 +319,45 @@ def mixed_precision(model: Any, device: str) -> Any:
         if hasattr(module, "cast_input_dtype_enabled"):
             module.cast_input_dtype_enabled = False
     return functools.partial(torch.autocast, device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
+def _rms_norm_function() -> Any:
+    import torch
+
+    class RMSNormFunction(torch.autograd.Function):
+        """RMSNorm as Llama/Qwen2 compute it (in fp32, result cast back), saving only the bf16 input and the
+        per-token scale for backward: PyTorch's autograd would keep two fp32 copies of every normalised activation,
+        a third of the activation memory of a small model."""
+
+        @staticmethod
+        def forward(ctx, x, weight, eps):  # noqa: ANN001
+            h = x.float()
+            scale = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+            ctx.save_for_backward(x, scale, weight)
+            return weight * (h * scale).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, grad_out):  # noqa: ANN001
+            x, scale, weight = ctx.saved_tensors
+            normed = x.float() * scale
+            grad_w = (grad_out.float() * normed.to(x.dtype).float()).sum(dim=tuple(range(grad_out.dim() - 1))) if ctx.needs_input_grad[1] else None
+            g = (grad_out * weight).float()
+            grad_x = scale * (g - normed * (g * normed).mean(-1, keepdim=True))
+            return grad_x.to(x.dtype), grad_w.to(weight.dtype) if grad_w is not None else None, None
+
+    return RMSNormFunction
+
+
+def lean_rms_norms(model: Any) -> int:
+    """Route Llama/Qwen2-style RMSNorm layers (``weight`` and ``variance_epsilon``, output ``weight * norm(x)``)
+    through :func:`_rms_norm_function`; returns how many. Other norms (Gemma's ``1 + weight``) are left alone."""
+    fn = _rms_norm_function()
+    count = 0
+    for module in model.modules():
+        if type(module).__name__ in ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "MistralRMSNorm") and hasattr(module, "variance_epsilon"):
+            module.forward = (lambda m: lambda hidden_states: fn.apply(hidden_states, m.weight, m.variance_epsilon))(module)
+            count += 1
+    return count
 
 
 def run_training(model: Any, examples: list[tuple[list[int], int]], cfg: Any, device: str, pad_id: int, ckpt_dir: Path,

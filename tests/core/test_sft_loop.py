@@ -117,3 +117,30 @@ def test_gradient_checkpointing_trains_the_same_adapter_shape(tiny_model_dir, tm
     meta = json.loads((out / "ehrforge_model.json").read_text())
     assert meta["steps"] == 2 and meta["sft"]["gradient_checkpointing"] is True
     assert meta["trained_tokens"] > 0 and meta["longest_example_tokens"] <= 1024
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_lean_rms_norm_matches_the_model_own_norm(tiny_model_dir, dtype):
+    import torch
+
+    from ehrforge.core.sft import lean_rms_norms
+
+    def loss_and_grads(lean):
+        torch.manual_seed(0)
+        model = _lora_model(tiny_model_dir).to(getattr(torch, dtype))
+        if lean:
+            assert lean_rms_norms(model) == 2 * 2 + 1  # two per layer plus the final norm
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.requires_grad_(True)  # the norm weight's gradient is checked too
+        ids = torch.tensor([[5, 17, 42, 99, 7, 3]])
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        return float(loss.detach()), {n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None}
+
+    ref_loss, ref = loss_and_grads(False)
+    lean_loss, lean = loss_and_grads(True)
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    assert lean_loss == pytest.approx(ref_loss, rel=tol) and ref.keys() == lean.keys()
+    for name in ref:
+        assert torch.allclose(ref[name], lean[name], rtol=tol * 10, atol=tol), name
