@@ -89,6 +89,8 @@ def test_cli_ask_prints_sql_result_or_abstention(tiny_model_dir, demo_db, tmp_pa
         (["ask", "q", "--db", "/no/such.sqlite", "--model", "{model}"], "database"),
         (["train", "--config", "{bad_yaml}"], "not valid YAML"),
         (["eval", "--data", "{bad_jsonl}", "--db", "{db}"], "malformed JSON on line 2"),
+        (["ask", "q", "--model", "{bad_manifest}", "--db", "{db}"], "not valid JSON"),
+        (["ask", "q", "--model", "{bad_weights}", "--db", "{db}"], "error:"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_1(args, message, tiny_model_dir, demo_db, tmp_path):
@@ -96,7 +98,18 @@ def test_cli_bad_input_is_one_line_exit_1(args, message, tiny_model_dir, demo_db
     bad_yaml.write_text("sft: [1\n")
     bad_jsonl = tmp_path / "q.jsonl"
     bad_jsonl.write_text('{"id": "1", "question": "Patient 10021118 secret note"}\n{broken\n')
-    args = [a.format(db=demo_db, model=tiny_model_dir, bad_yaml=bad_yaml, bad_jsonl=bad_jsonl) for a in args]
+    bad_manifest = tmp_path / "half-copied"
+    bad_manifest.mkdir()
+    (bad_manifest / "ehrforge_model.json").write_text("{broken")
+    bad_weights = tmp_path / "corrupt-adapter"  # a LoRA adapter whose weights file is random bytes
+    bad_weights.mkdir()
+    (bad_weights / "ehrforge_model.json").write_text(json.dumps({"task": "sql", "base_model": str(tiny_model_dir)}))
+    (bad_weights / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": str(tiny_model_dir)}))
+    (bad_weights / "adapter_model.safetensors").write_bytes(bytes(range(256)) * 4)
+    args = [a.format(db=demo_db, model=tiny_model_dir, bad_yaml=bad_yaml, bad_jsonl=bad_jsonl, bad_manifest=bad_manifest,
+                     bad_weights=bad_weights) for a in args]
     proc = _cli(*args, env_home=tmp_path)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
