@@ -54,8 +54,7 @@ def _sft_rows(n: int) -> list[dict]:
     import random
 
     rng = random.Random(0)
-    words = ("patient admitted with chest pain creatinine 1.2 mg/dL hypertension diabetes heart rate 88 sodium 131 "
-             "potassium 4.1 glucose 142 discharged on day three with follow-up in cardiology clinic").split()
+    words = ["patient", "admitted", "with", "chest", "pain", "creatinine", "1.2", "mg/dL", "hypertension", "diabetes", "heart", "rate", "88", "sodium", "131", "potassium", "4.1", "glucose", "142", "discharged", "on", "day", "three", "with", "follow-up", "in", "cardiology", "clinic"]
     rows = []
     for i in range(n):
         note = " ".join(rng.choice(words) for _ in range(rng.randint(85, 115)))
@@ -182,7 +181,7 @@ def run_child(arm: str, *extra: str, timeout: float = 400) -> dict:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     cmd = [sys.executable, __file__, "--child", arm, "--child-out", str(out), *extra]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True)
+    proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     result = json.loads(out.read_text())

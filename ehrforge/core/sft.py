@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
-from ehrforge.core.loader import model_card
 from ehrforge.core.io import atomic_write_json
+from ehrforge.core.loader import model_card
 from ehrforge.core.progress import console, progress_bar
 from ehrforge.core.settings import Settings
 from ehrforge.errors import DataError
@@ -215,7 +215,7 @@ def _linear_cross_entropy() -> Any:
         respect to ``hidden`` (and ``weight`` if it trains) is formed during the forward pass, so no logits are kept."""
 
         @staticmethod
-        def forward(ctx, hidden, weight, targets):  # noqa: ANN001
+        def forward(ctx, hidden, weight, targets):
             total = torch.zeros((), dtype=torch.float32, device=hidden.device)
             grad_h = torch.empty_like(hidden)
             grad_w = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
@@ -235,7 +235,7 @@ def _linear_cross_entropy() -> Any:
             return total
 
         @staticmethod
-        def backward(ctx, grad_out):  # noqa: ANN001
+        def backward(ctx, grad_out):
             grad_h, grad_w = ctx.saved_tensors
             dw = (grad_w * grad_out).to(ctx.weight_dtype) if grad_w is not None else None
             return grad_h * grad_out.to(grad_h.dtype), dw, None
@@ -266,7 +266,7 @@ def collate(examples: Sequence[tuple[list[int], int]], pad_id: int, device: str)
         mask[row, : len(ids)] = 1
         index.extend(row * width + t - 1 for t in range(start, len(ids)))
         targets.extend(ids[start:])
-    as_tensor = lambda xs: torch.tensor(xs, dtype=torch.long, device=device)  # noqa: E731
+    as_tensor = lambda xs: torch.tensor(xs, dtype=torch.long, device=device)
     return input_ids.to(device), mask.to(device), as_tensor(index), as_tensor(targets), int(mask.sum())
 
 
@@ -330,14 +330,14 @@ def _rms_norm_function() -> Any:
         a third of the activation memory of a small model."""
 
         @staticmethod
-        def forward(ctx, x, weight, eps):  # noqa: ANN001
+        def forward(ctx, x, weight, eps):
             h = x.float()
             scale = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
             ctx.save_for_backward(x, scale, weight)
             return weight * (h * scale).to(x.dtype)
 
         @staticmethod
-        def backward(ctx, grad_out):  # noqa: ANN001
+        def backward(ctx, grad_out):
             x, scale, weight = ctx.saved_tensors
             normed = x.float() * scale
             grad_w = (grad_out.float() * normed.to(x.dtype).float()).sum(dim=tuple(range(grad_out.dim() - 1))) if ctx.needs_input_grad[1] else None
@@ -348,6 +348,13 @@ def _rms_norm_function() -> Any:
     return RMSNormFunction
 
 
+def _bound_rms_norm(fn: Any, module: Any) -> Any:
+    def forward(hidden_states: Any) -> Any:
+        return fn.apply(hidden_states, module.weight, module.variance_epsilon)
+
+    return forward
+
+
 def lean_rms_norms(model: Any) -> int:
     """Route Llama/Qwen2-style RMSNorm layers (``weight`` and ``variance_epsilon``, output ``weight * norm(x)``)
     through :func:`_rms_norm_function`; returns how many. Other norms (Gemma's ``1 + weight``) are left alone."""
@@ -355,7 +362,7 @@ def lean_rms_norms(model: Any) -> int:
     count = 0
     for module in model.modules():
         if type(module).__name__ in ("LlamaRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "MistralRMSNorm") and hasattr(module, "variance_epsilon"):
-            module.forward = (lambda m: lambda hidden_states: fn.apply(hidden_states, m.weight, m.variance_epsilon))(module)
+            module.forward = _bound_rms_norm(fn, module)
             count += 1
     return count
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from ehrforge.core.sft import SFTSettings, check_lengths, collate, label_loss_sum, length_grouped_batches, tokenize_rows, train_sft
+from ehrforge.core.sft import (
+    SFTSettings,
+    check_lengths,
+    collate,
+    label_loss_sum,
+    length_grouped_batches,
+    tokenize_rows,
+    train_sft,
+)
 from ehrforge.core.types import Answer
 from ehrforge.errors import DataError
 from ehrforge.tasks.base import Task
@@ -24,7 +32,7 @@ def test_label_only_loss_matches_full_logits_loss_and_gradient(tiny_model_dir):
     import torch
     from transformers import AutoTokenizer
 
-    import ehrforge.core.sft as sft
+    from ehrforge.core import sft
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     rows = [{"prompt": [{"role": "user", "content": q}], "completion": [{"role": "assistant", "content": a}]}

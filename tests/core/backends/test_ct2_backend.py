@@ -10,9 +10,12 @@ import pytest
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
-from ehrforge.core.backends import default_inference_kind, load_backend  # noqa: E402
-from ehrforge.core.backends import ct2_backend  # noqa: E402
-from ehrforge.core.backends.ct2_backend import CT2Backend, converted_model  # noqa: E402
+from ehrforge.core.backends import (
+    ct2_backend,
+    default_inference_kind,
+    load_backend,
+)
+from ehrforge.core.backends.ct2_backend import CT2Backend, converted_model
 
 #: A fixed prompt set (the tiny model's corpus is SQL and clinical fragments).
 PROMPTS = [
