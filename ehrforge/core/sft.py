@@ -1,4 +1,5 @@
-"""Supervised fine-tuning with LoRA (PEFT, our own loop: label-only loss, bf16 autocast, length-grouped batches), for any task.
+"""Supervised fine-tuning with LoRA for any task: PEFT and our own loop (label-only loss, bf16 autocast,
+length-grouped batches; docs/speed.md).
 
 Rows are conversational prompt/completion pairs (``Task.sft_example``), so the loss is on the completion only and
 any chat template works (no ``{% generation %}`` markers needed). The output folder is a PEFT adapter plus the
@@ -279,12 +280,14 @@ def save_checkpoint(model: Any, optimizer: Any, schedule: Any, state: dict[str, 
     tmp = ckpt_dir / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
-    torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": torch.get_rng_state()}, tmp / "training_state.pt")
+    training_state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rng": torch.get_rng_state()}
+    torch.save(training_state, tmp / "training_state.pt")
     atomic_write_json(tmp / "trainer_state.json", state)
     if final.exists():
         shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    done = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()), key=lambda p: int(p.name.split("-")[-1]))
+    done = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                  key=lambda p: int(p.name.split("-")[-1]))
     for old in done[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
