@@ -53,12 +53,16 @@ def resolve_encoder(spec: str | os.PathLike | None) -> Path:
 
 
 def train_cross_encoder(pairs: Sequence[Record], out_dir: str | os.PathLike, *, base: str | None = None,
-                        epochs: float = 1.0, max_steps: int = -1, batch_size: int = 32, learning_rate: float = 5e-5,
-                        max_len: int = 96, seed: int = 0, card: dict[str, Any] | None = None) -> Path:
+                        epochs: float = 1.0, max_steps: int = -1, batch_size: int = 32, learning_rate: float = 1e-4,
+                        max_len: int = 96, seed: int = 0, bf16: bool = True, frozen_layers: int = 2,
+                        card: dict[str, Any] | None = None) -> Path:
     """Fine-tune MiniLM + a one-logit head on ``pairs`` (``question``, ``line``, ``relevant``); returns the folder.
 
     Positives are rarer than negatives (~1 in 5), so the loss weighs them by the inverse ratio (capped at 4): the
-    threshold is tuned on dev afterwards anyway, but balanced gradients learn the positives faster.
+    threshold is tuned on dev afterwards anyway, but balanced gradients learn the positives faster. ``bf16`` runs
+    forward and backward under bfloat16 autocast (weights and optimiser stay fp32): ~1.6x faster on this CPU.
+    The embeddings and the lowest ``frozen_layers`` layers stay as pretrained: the backward pass stops above them
+    (cheaper), and a few hundred steps cannot improve general word representations anyway.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -70,12 +74,16 @@ def train_cross_encoder(pairs: Sequence[Record], out_dir: str | os.PathLike, *, 
     tok = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
     model.train()
+    encoder = getattr(model, model.base_model_prefix)
+    for module in [encoder.embeddings, *encoder.encoder.layer[:frozen_layers]]:
+        for param in module.parameters():
+            param.requires_grad = False
     n_pos = sum(bool(p["relevant"]) for p in pairs)
     pos_weight = torch.tensor(min(4.0, max(1.0, (len(pairs) - n_pos) / max(1, n_pos))))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     steps_per_epoch = max(1, -(-len(pairs) // batch_size))
     total = max_steps if max_steps > 0 else max(1, round(epochs * steps_per_epoch))
-    optim = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min(1.0, (s + 1) / max(1, total // 10)) * max(0.0, 1 - s / total))
     rng = random.Random(seed)
     order: list[int] = []
@@ -91,20 +99,22 @@ def train_cross_encoder(pairs: Sequence[Record], out_dir: str | os.PathLike, *, 
         enc = tok([p["question"] for p in batch], [pair_text(p["line"]) for p in batch], truncation=True,
                   max_length=max_len, padding=True, return_tensors="pt")
         labels = torch.tensor([float(bool(p["relevant"])) for p in batch])
-        loss = loss_fn(model(**enc).logits.squeeze(-1), labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(**enc).logits.squeeze(-1)
+        loss = loss_fn(logits.float(), labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
         sched.step()
         optim.zero_grad()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     wall = time.perf_counter() - start
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     atomic_write_json(out / MARKER, {"max_len": max_len, "pairs": len(pairs), "positives": n_pos, "steps": total,
-                                     "batch_size": batch_size, "learning_rate": learning_rate, "train_wall_s": round(wall, 2),
+                                     "batch_size": batch_size, "learning_rate": learning_rate, "bf16": bf16, "frozen_layers": frozen_layers, "train_wall_s": round(wall, 2),
                                      "loss_first": round(losses[0], 4), "loss_last": round(sum(losses[-10:]) / len(losses[-10:]), 4)})
     # the manifest is written last: a folder with it is complete
     atomic_write_json(out / "ehrforge_model.json", {**(card or {"task": "fhirqa"}), "predictor": PREDICTOR})
@@ -139,7 +149,7 @@ class CrossEncoderRelevance:
             enc = self.tokenizer(list(questions[start : start + self.batch_size]),
                                  [pair_text(x) for x in lines[start : start + self.batch_size]],
                                  truncation=True, max_length=self.meta.get("max_len", 96), padding=True, return_tensors="pt")
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(self.meta.get("bf16"))):
                 out.extend(self.model(**enc).logits.squeeze(-1).float().tolist())
         self.pairs_scored += len(questions)
         return out

@@ -22,7 +22,8 @@ from typing import Any
 from ehrforge.core.types import Message
 from ehrforge.tasks.base import Record
 
-RELEVANCE_SYSTEM = "Decide if the resource from a patient's record is needed to answer the question. Reply yes or no."
+#: kept short: every token of the pair prompt is paid once per (question, resource) pair
+RELEVANCE_SYSTEM = "Is the resource needed to answer the question? Reply yes or no."
 LABELS = ("yes", "no")
 #: token budget of one scoring batch (pairs x padded length): bounds memory and keeps batches similar in length
 PAIR_BATCH_TOKENS = 4096
@@ -39,7 +40,8 @@ def pair_text(line: str) -> str:
 
 
 def relevance_messages(question: str, line: str) -> list[Message]:
-    user = f"Question: {question}\nResource: {pair_text(line)}\nIs this resource needed to answer the question?"
+    # the resource starts a new line, so the shared head (everything before it) tokenizes the same on its own
+    user = f"Question: {question}\nResource:\n{pair_text(line)}"
     return [{"role": "system", "content": RELEVANCE_SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -163,12 +165,54 @@ class DecoderRelevance:
         return out
 
     def score_questions(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
-        prompts = [self.backend.render(relevance_messages(q, line)) for q, lines in items for line in lines]
-        flat = self.score_prompts(prompts)
-        out, pos = [], 0
-        for _, lines in items:
-            out.append(flat[pos : pos + len(lines)])
-            pos += len(lines)
+        """Per question, the shared prompt head (system + question) runs once and its key/value cache is reused by
+        every resource of that question: the same log p(yes) as :meth:`score_prompts` on the full prompts, for
+        about half the tokens (a resource line is shorter than the head)."""
+        return [self.score_shared(q, lines) if lines else [] for q, lines in items]
+
+    def score_shared(self, question: str, lines: Sequence[str]) -> list[float]:
+        import copy
+
+        import torch
+
+        tok, model = self.backend.tokenizer, self.backend.model
+        marker = "\u2063RESOURCE\u2063"  # invisible separator: never part of a real line
+        head, tail = self.backend.render(relevance_messages(question, marker)).split(marker)
+        head_ids = tok(head, add_special_tokens=False)["input_ids"]
+        suffixes = [tok(pair_text(line) + tail, add_special_tokens=False)["input_ids"] for line in lines]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        out = [0.0] * len(lines)
+        with torch.inference_mode():
+            cache = model(input_ids=torch.tensor([head_ids], device=model.device), use_cache=True).past_key_values
+            self.tokens_scored += len(head_ids)
+            order = sorted(range(len(lines)), key=lambda i: len(suffixes[i]))
+            start = 0
+            while start < len(order):
+                end = start + 1
+                while end < len(order) and (end - start + 1) * (len(head_ids) + len(suffixes[order[end]])) <= self.batch_tokens:
+                    end += 1
+                idx = order[start:end]
+                width = len(suffixes[idx[-1]])
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), len(head_ids) + width), dtype=torch.long)
+                mask[:, : len(head_ids)] = 1
+                for row, i in enumerate(idx):  # right padding: the head's positions stay where the cache put them
+                    ids[row, : len(suffixes[i])] = torch.tensor(suffixes[i])
+                    mask[row, len(head_ids) : len(head_ids) + len(suffixes[i])] = 1
+                shared = copy.deepcopy(cache)
+                shared.batch_repeat_interleave(len(idx))
+                positions = torch.arange(len(head_ids), len(head_ids) + width).unsqueeze(0).expand(len(idx), -1)
+                logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), past_key_values=shared,
+                               position_ids=positions.to(model.device), use_cache=True).logits
+                last = torch.tensor([len(suffixes[i]) - 1 for i in idx])
+                logp = torch.log_softmax(logits[torch.arange(len(idx)), last].float(), dim=-1)
+                yes = torch.logsumexp(logp[:, self.yes_ids], dim=-1)
+                for row, i in enumerate(idx):
+                    out[i] = float(yes[row])
+                self.tokens_scored += int(sum(len(suffixes[i]) for i in idx))
+                self.batches += 1
+                start = end
+        self.pairs_scored += len(lines)
         return out
 
     def stats(self) -> dict[str, int]:

@@ -246,12 +246,24 @@ class FHIRQATask(Task):
         """Every resource scoring at least the threshold (best ``top_k`` when set); the evidence keeps the scores."""
         threshold = self.threshold_for(scorer)
         out = []
-        for (question, rows), scores in zip(items, self.relevance_scores(scorer, items)):
+        counted = hasattr(scorer, "tokens_scored")  # a decoder: report what each question cost (tokens, batches)
+        costs: list[tuple[int, int]] = []
+        if counted:
+            all_scores = []
+            for item in items:
+                before = (scorer.tokens_scored, scorer.batches)
+                all_scores += self.relevance_scores(scorer, [item])
+                costs.append((scorer.tokens_scored - before[0], scorer.batches - before[1]))
+        else:
+            all_scores = self.relevance_scores(scorer, items)
+            costs = [(0, 0)] * len(items)
+        for (question, rows), scores, (tokens, batches) in zip(items, all_scores, costs):
             ids = choose([r["id"] for r in rows], scores, threshold, self.top_k)
             best = max(scores, default=threshold - 10.0)
             # confidence: how far the best resource clears the threshold, squashed to (0, 1)
             conf = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, best - threshold))))
             out.append(Answer(ids, conf, {"pairs": len(rows), "threshold": threshold, "scorer": getattr(scorer, "name", "?"),
+                                          "prompt_tokens": tokens, "chunks": batches, "line_budget": self.pair_batch_tokens,
                                           "scores": {r["id"]: round(s, 4) for r, s in zip(rows, scores)}}))
         return out
 
