@@ -82,6 +82,16 @@ def _no_trainer_dicts(outcome: Outcome, folder: Path) -> None:
     assert outcome.stdout.strip().splitlines()[-1].endswith("run"), "the trained folder is the last stdout line"
 
 
+def _extract_spans(path: Path) -> None:
+    from ehrforge.tasks.extract.task import ExtractTask
+
+    ExtractTask().synthesize(path, n=3, seed=0)
+
+
+def _table_titled_with_the_file(outcome: Outcome, folder: Path) -> None:
+    assert "spans.jsonl" in outcome.stdout + outcome.stderr and "valid" not in (outcome.stdout + outcome.stderr).split("n=")[0][-60:]
+
+
 def _fits_80_columns(outcome: Outcome, folder: Path) -> None:
     table_lines = [ln for ln in outcome.stderr.splitlines() + outcome.stdout.splitlines() if "│" in ln or "┃" in ln]
     assert table_lines, "no results table printed"
@@ -189,6 +199,10 @@ PROBES: list[CliProbe] = [
     CliProbe("train-extract-no-loss-dicts", "10", ["train", "--task", "extract", "--set", "task_options.dataset=sample",
              "--set", "sft.max_steps=2", "--limit", "8", "--out", "run"], 0, check=_no_trainer_dicts,
              subprocess=True, timeout_s=400, slow=True),
+    CliProbe("eval-data-file-names-the-table", "10", ["eval", "--task", "extract", *FAKE, "--data", "spans.jsonl", "--json",
+             "r.json"], 0, lambda f: _extract_spans(f / "spans.jsonl"), check=_table_titled_with_the_file),
+    CliProbe("eval-without-model-says-what-it-runs", "10", ["eval", "--task", "sql", "--limit", "1", "--json", "r.json"], 0,
+             check=_stderr_says("bundled"), slow=True),
     # -- already holding ------------------------------------------------------------------------------------------
     CliProbe("unknown-task-suggests", "pass:names", ["eval", "--task", "sqll", *FAKE], 1,
              check=_stderr_says("did you mean 'sql'")),
