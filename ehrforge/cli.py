@@ -404,36 +404,9 @@ def ask(
     if as_json:
         typer.echo(json.dumps(reply, indent=2, default=str))
         return
-    _print_reply(reply)
+    from ehrforge.core.report import print_reply
 
-
-def _print_reply(reply: dict[str, Any]) -> None:
-    """An ask reply for a person: the answer's fields (a result table where the answer has rows), its confidence;
-    or the abstention's reason (and, dimmed, what was rejected)."""
-    from rich.table import Table
-
-    from ehrforge.core.progress import console
-
-    out = console.__class__()  # stdout console for the answer itself
-    answer = reply.get("answer")
-    fields = answer if isinstance(answer, dict) else ({"answer": answer} if answer is not None else {})
-    if reply.get("abstained"):
-        out.print(f"[bold yellow]I can't answer that reliably[/] — {reply.get('reason')} (confidence {reply.get('confidence', 0):.2f})", highlight=False)
-        for key, value in fields.items():
-            out.print(f"[dim]rejected {key}: {value}[/]", highlight=False)
-        return
-    rows = fields.get("rows")
-    for key, value in fields.items():
-        if key not in ("rows", "columns", "truncated"):
-            out.print(f"[bold]{key}[/] {value}", highlight=False)
-    if isinstance(rows, list):
-        table = Table(*[str(c) for c in fields.get("columns", [])])
-        for row in rows[:50]:
-            table.add_row(*[str(v) for v in row])
-        out.print(table)
-        if fields.get("truncated") or len(rows) > 50:
-            out.print(f"[dim]({len(rows)} rows; showing 50{', truncated at the row limit' if fields.get('truncated') else ''})[/]")
-    out.print(f"confidence {reply.get('confidence', 0):.2f}")
+    print_reply(reply)
 
 
 @app.command()

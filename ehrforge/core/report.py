@@ -1,4 +1,5 @@
-"""Result tables for a terminal: one row per model, or (when that would not fit) one row per metric.
+"""What a person reads: result tables (one row per model, or one row per metric when that would not fit the
+terminal) and ``ask`` replies.
 
 Tables only show scalar metrics; nested ones (a tuned threshold's curve, per-class figures) stay in ``--json``.
 """
@@ -68,3 +69,32 @@ def metrics_table(results: Mapping[str, Mapping[str, Any]], title: str = "", key
     for i, key in enumerate(keys):
         table.add_row(key, *(cells[name][i] for name in results))
     return table
+
+
+def print_reply(reply: dict[str, Any]) -> None:
+    """An ask reply for a person: the answer's fields (a result table where the answer has rows), its confidence;
+    or the abstention's reason (and, dimmed, what was rejected)."""
+    from rich.table import Table
+
+    from ehrforge.core.progress import console
+
+    out = console.__class__()  # stdout console for the answer itself
+    answer = reply.get("answer")
+    fields = answer if isinstance(answer, dict) else ({"answer": answer} if answer is not None else {})
+    if reply.get("abstained"):
+        out.print(f"[bold yellow]I can't answer that reliably[/] — {reply.get('reason')} (confidence {reply.get('confidence', 0):.2f})", highlight=False)
+        for key, value in fields.items():
+            out.print(f"[dim]rejected {key}: {value}[/]", highlight=False)
+        return
+    rows = fields.get("rows")
+    for key, value in fields.items():
+        if key not in ("rows", "columns", "truncated"):
+            out.print(f"[bold]{key}[/] {value}", highlight=False)
+    if isinstance(rows, list):
+        table = Table(*[str(c) for c in fields.get("columns", [])])
+        for row in rows[:50]:
+            table.add_row(*[str(v) for v in row])
+        out.print(table)
+        if fields.get("truncated") or len(rows) > 50:
+            out.print(f"[dim]({len(rows)} rows; showing 50{', truncated at the row limit' if fields.get('truncated') else ''})[/]")
+    out.print(f"confidence {reply.get('confidence', 0):.2f}")
