@@ -1,8 +1,9 @@
 """The ``fhirqa`` recipe: question answering over one patient's FHIR R4 record, in two steps.
 
-* **select** (task 1): given the question and the record's resources as condensed lines, say which resources are
-  relevant (a binary decision per resource; micro P/R/F1). A record longer than the context budget is decided in
-  chunks and the selections are joined.
+* **select** (task 1): relevance classification. Each (question, condensed resource) pair is scored by a relevance
+  scorer (``relevance.py``: a decoder's log p(yes), a MiniLM cross-encoder, BM25) and the resources at or above the
+  threshold (tuned on dev: :meth:`FHIRQATask.tune`) are selected; none above it abstains on the whole question.
+  Backends that can only generate list the relevant ids instead, a long record in chunks (micro P/R/F1 either way).
 * **answer** (task 2): answer from the relevant resources only (gold ones in training and in ``subtask="answer"``
   evaluation; the model's own selection in ``subtask="both"`` and in :meth:`FHIRQATask.ask`); METEOR.
 

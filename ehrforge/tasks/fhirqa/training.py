@@ -1,6 +1,8 @@
 """Fine-tuning for fhirqa: one LoRA per subtask, or sequentially (task 1, then task 2 on top of it).
 
-Sequential fine-tuning follows the paper's setup: the model first learns to select relevant resources, then the
+Task 1 trains relevance classification: one ``yes``/``no`` example per (question, candidate resource) pair
+(:func:`relevance.relevance_pairs`). Sequential fine-tuning follows the paper's setup: the model first learns to
+select relevant resources, then the
 task-1 adapter is merged and a second LoRA learns to answer. ``core.sft.train_sft`` does the stacking (an adapter
 folder as ``base_model`` is merged before the new LoRA), so the final folder loads with
 ``load_backend("transformers:<out>/answer")`` and carries both stages.
