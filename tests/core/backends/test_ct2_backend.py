@@ -141,3 +141,20 @@ def test_adapter_is_merged_before_conversion(tiny_model_dir, tmp_path):
     ref = load_backend(f"transformers:{adapter}").generate(_chats(["say yes", "say no"]), max_new_tokens=4)
     fast = CT2Backend(adapter, compute_type="float32", threads=1).generate(_chats(["say yes", "say no"]), max_new_tokens=4)
     assert [g.tokens for g in fast] == [g.tokens for g in ref]
+
+
+@pytest.mark.slow
+def test_int8_bundled_model_agrees_with_transformers_on_most_prompts():
+    """int8 weights on the real model: greedy answers agree on >= 95 % of prompts' first 8 tokens; where the tokens
+    agree, per-token entropies are within INT8_TOLERANCE_NATS of the fp32 reference."""
+    int8_tolerance_nats = 0.25
+    prompts = ["Write a SQL query counting rows in table patients.", "What is hypertension?", "Name a diuretic.",
+               "What does BMI stand for?", "Convert 100 F to Celsius.", "What is sepsis?", "Define tachycardia.",
+               "What organ makes insulin?", "What is a normal heart rate?", "Spell 'creatinine'."]
+    ref = load_backend("transformers:bundled", device="cpu").generate(_chats(prompts), max_new_tokens=8)
+    fast = load_backend("ct2:bundled").generate(_chats(prompts), max_new_tokens=8)
+    same = [a.tokens == b.tokens for a, b in zip(ref, fast)]
+    assert sum(same) / len(same) >= 0.95
+    for a, b in zip(ref, fast):
+        if a.tokens == b.tokens:
+            assert max(abs(x - y) for x, y in zip(a.token_entropies, b.token_entropies)) < int8_tolerance_nats
