@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=96)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--review-budget", type=int, default=50)
-    ap.add_argument("--real-n", type=int, default=40, help="test tables for the SmolLM2 real-model row (0: skip)")
+    ap.add_argument("--real-n", type=int, default=24, help="test tables for the SmolLM2 real-model row (0: skip)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads; 1 is fastest on a shared, busy 2-core CPU")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
