@@ -95,13 +95,13 @@ def test_prompt_options_change_the_fingerprint_and_are_restored_from_a_manifest(
     assert len(set(hashes.values())) == 6
     trained = _pool_task(prompt="schema", k=1)
     manifest = {"prompt_format": trained.prompt_format(), **trained.manifest_extras()}
-    later = _pool_task()  # defaults: compact, k=3
+    later = _pool_task()  # defaults: compact, k=1
     later.restore(manifest)
     assert (later.options.prompt, later.options.k) == ("schema", 1)
     assert later.prompt_format() == manifest["prompt_format"]
-    explicit = _pool_task(k=0)
+    explicit = _pool_task(k=3)
     explicit.restore(manifest)  # an option the user set wins over the manifest
-    assert explicit.options.k == 0 and explicit.options.prompt == "schema"
+    assert explicit.options.k == 3 and explicit.options.prompt == "schema"
 
 
 def test_uncertainty_counts_only_the_sql_span():
