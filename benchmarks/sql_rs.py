@@ -29,6 +29,10 @@ def main() -> None:
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--train-limit", type=int, default=400)
     ap.add_argument("--valid-limit", type=int, default=60, help="questions in each of dev/test/pool")
+    ap.add_argument("--dev-limit", type=int, default=None, help="dev questions (threshold tuning; default --valid-limit)")
+    ap.add_argument("--test-limit", type=int, default=None, help="test questions (default --valid-limit)")
+    ap.add_argument("--pool-limit", type=int, default=None, help="unlabelled pool questions (default --valid-limit)")
+    ap.add_argument("--k", type=int, default=None, help="retrieved demonstrations (default: the task's)")
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--full", action="store_true", help="no subsampling; epochs instead of steps (GPU)")
     ap.add_argument("--max-new-tokens", type=int, default=256)
@@ -44,9 +48,12 @@ def main() -> None:
         overrides += [f"sft.max_steps={args.steps}", f"data.train_limit={args.train_limit}", f"data.valid_limit={args.valid_limit}"]
     if args.data:
         overrides.append(f"data.source={args.data}")
+    if args.k is not None:
+        overrides.append(f"task_options.k={args.k}")
     cfg = load_config(overrides=overrides, task="sql", model=args.model, output_dir=args.out, max_new_tokens=args.max_new_tokens)
     start = time.perf_counter()
-    result = run_sql_recipe(cfg, stages=2)
+    limits = None if args.full else tuple(v or args.valid_limit for v in (args.dev_limit, args.test_limit, args.pool_limit))
+    result = run_sql_recipe(cfg, stages=2, part_limits=limits)
     report = {
         "benchmark": "sql_rs",
         "command": " ".join(sys.argv),

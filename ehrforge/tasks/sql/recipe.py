@@ -120,8 +120,10 @@ def pseudo_label_unanswerable(task: SQLTask, backend: Any, pool: list, cfg: RunC
     return pseudo, stats
 
 
-def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True) -> dict[str, Any]:
-    """Run the recipe and return ``{"rows": {model: metrics}, ...}``; also written to ``<output_dir>/sql_results.json``."""
+def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True,
+                   part_limits: tuple[int | None, int | None, int | None] | None = None) -> dict[str, Any]:
+    """Run the recipe and return ``{"rows": {model: metrics}, ...}``; also written to ``<output_dir>/sql_results.json``.
+    ``part_limits`` caps dev / test / pool separately (default: ``data.valid_limit`` for each)."""
     out = Path(cfg.output_dir)
     source = cfg.data.source
     db = ensure_database(cfg.task_options.get("db"), source)
@@ -133,10 +135,8 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     task: SQLTask = get_task("sql", **options)  # type: ignore[assignment]
     train = task.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed)
     dev, test, pool = sql_data.split_three(task.load("valid", seed=cfg.data.seed), seed=cfg.data.seed)
-    if cfg.data.valid_limit:
-        dev = sql_data.subsample(dev, cfg.data.valid_limit, cfg.data.seed)
-        test = sql_data.subsample(test, cfg.data.valid_limit, cfg.data.seed)
-        pool = sql_data.subsample(pool, cfg.data.valid_limit, cfg.data.seed)
+    limits = part_limits or (cfg.data.valid_limit,) * 3
+    dev, test, pool = (sql_data.subsample(part, limit, cfg.data.seed) for part, limit in zip((dev, test, pool), limits))
     rows: dict[str, dict[str, Any]] = {}
     rows["abstain-all"] = task.score(test, [Abstain("abstain-all baseline")] * len(test)) | {"threshold": None}
     sft_cfg = cfg.sft

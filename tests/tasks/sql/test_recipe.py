@@ -2,6 +2,7 @@
 threshold tuning → self-training; plus the CLI's `ask` and bad-input paths."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -115,3 +116,25 @@ def test_cli_bad_input_is_one_line_exit_1(args, message, tiny_model_dir, demo_db
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
+
+
+def test_pseudo_labels_are_capped_at_the_unanswerable_rate_most_uncertain_first(demo_db):
+    from ehrforge.core.backends.fake import FakeBackend
+    from ehrforge.tasks.sql.recipe import pseudo_label_unanswerable, unanswerable_rate
+
+    task = SQLTask(db=str(demo_db), threshold=0.5, k=0)
+    pool = [{"id": f"p{i}", "question": f"question {i}", "sql": "null" if i < 3 else "SELECT 1"} for i in range(10)]
+    answers = {"question 0": "null", "question 1": "SELECT nonsense FROM nowhere", "question 2": "SELECT COUNT(*) FROM patients"}
+    # question 0: the model says null; 1: SQL that fails; the rest (2 included, truly unanswerable) confident SQL
+    backend = FakeBackend(respond=lambda m: answers.get(m[-1]["content"], "SELECT COUNT(*) FROM patients"), token_logprob=math.log(0.99))
+    cfg = load_config(overrides=[], task="sql")
+    rate = unanswerable_rate([{"sql": "null"}, {"sql": "SELECT 1"}, {"sql": "SELECT 2"}, {"sql": "SELECT 3"}, {"sql": "SELECT 4"}])
+    assert rate == pytest.approx(0.2)
+    pseudo, stats = pseudo_label_unanswerable(task, backend, pool, cfg, rate)
+    # two abstentions (null, failing SQL), cap round(0.2 * 10) = 2: both, the confident answers never
+    assert [p["id"] for p in pseudo] == ["pseudo-p0", "pseudo-p1"] and all(p["sql"] == "null" for p in pseudo)
+    assert stats == {"pool": 10, "stage1_abstained": 2, "cap_rate": 0.2, "cap": 2, "pseudo_labelled": 2,
+                     "truly_unanswerable": 2, "pool_unanswerable": 3}
+    # a stage 1 that abstains on everything still labels only the capped share
+    pseudo, stats = pseudo_label_unanswerable(task, FakeBackend(respond=lambda m: "null"), pool, cfg, rate)
+    assert len(pseudo) == 2 and stats["stage1_abstained"] == 10
