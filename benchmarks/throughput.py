@@ -226,7 +226,7 @@ def machine() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sft-steps", type=int, default=4)
+    ap.add_argument("--sft-steps", type=int, default=3)
     ap.add_argument("--sft-rounds", type=int, default=2)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--serve-requests", type=int, default=2)
