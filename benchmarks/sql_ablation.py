@@ -90,6 +90,23 @@ def main() -> None:
         report["wall_s_total_this_run"] = round(time.perf_counter() - started, 1)
         atomic_write_json(path, report)
 
+    copy_arm = "nearest train SQL copied (no model)"
+    if copy_arm not in arms and (not wanted or copy_arm in wanted):
+        # What retrieval alone gives: the k=1 demonstration's SQL as the answer. Cheap, so also on the whole dev part.
+        from ehrforge.core.types import Answer
+
+        full_dev = sql_data.split_three(task.load("valid"))[0]
+        figures = {}
+        for label, part in (("", dev), ("_full_dev", full_dev)):
+            demos = task.retriever().nearest_many([r["question"] for r in part], 1, exclude=[{r["id"]} for r in part])
+            preds = [task.apply_policy(Answer(d[0]["sql"], 1.0)) for d in demos]
+            m = task.score(part, preds)
+            figures[f"execution_accuracy{label}"] = m["execution_accuracy"]
+            figures[f"n{label}"] = len(part)
+        arms[copy_arm] = {"kind": "retrieval only", "prompt_options": {"k": 1}, "examples_seen": 0, **figures}
+        print(copy_arm, arms[copy_arm], flush=True)
+        save()
+
     base = None
     for name, options in ZERO_SHOT.items():
         if name in arms or (wanted and name not in wanted):
@@ -142,7 +159,7 @@ def plot(arms: dict, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, arm in arms.items():
-        if arm["kind"] == "zero-shot":
+        if arm["kind"] in ("zero-shot", "retrieval only"):
             ax.axhline(arm["execution_accuracy"], linestyle=":", linewidth=1)
             ax.annotate(name, (0, arm["execution_accuracy"]), fontsize=7, va="bottom")
         else:
