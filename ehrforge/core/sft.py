@@ -246,7 +246,9 @@ def _linear_cross_entropy() -> Any:
 
 def label_loss_sum(model: Any, input_ids: Any, attention_mask: Any, label_index: Any, targets: Any) -> Any:
     """Summed cross-entropy over the label positions only. ``label_index`` indexes the flattened ``[batch*seq]``
-    hidden states that predict ``targets``."""
+    hidden states that predict ``targets``. With right padding ``attention_mask`` may be None: under the causal mask
+    a real token only attends to earlier, real, positions, and only real positions are read, so the plain causal
+    attention kernel runs with no padding mask built or kept for backward."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, label_index)
@@ -413,7 +415,7 @@ def run_training(model: Any, examples: list[tuple[list[int], int]], cfg: Any, de
             step_loss = 0.0
             for input_ids, mask, index, targets, n_tokens in collated:
                 with autocast():
-                    loss = label_loss_sum(model, input_ids, mask, index, targets) / n_labels
+                    loss = label_loss_sum(model, input_ids, None, index, targets) / n_labels  # right-padded
                 loss.backward()
                 step_loss += float(loss.detach())
                 tokens += n_tokens

@@ -51,7 +51,7 @@ def test_label_only_loss_matches_full_logits_loss_and_gradient(tiny_model_dir):
     old_chunk = sft.LOSS_CHUNK
     sft.LOSS_CHUNK = 5  # several chunks even on short examples
     try:
-        ours = label_loss_sum(model, input_ids, mask, index, targets) / len(targets)
+        ours = label_loss_sum(model, input_ids, None, index, targets) / len(targets)  # right padding: no mask needed
     finally:
         sft.LOSS_CHUNK = old_chunk
     ours.backward()
