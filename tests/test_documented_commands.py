@@ -177,6 +177,8 @@ NOT_RUN = {
     "python benchmarks/": "a benchmark (minutes to hours)",
     "pytest": "the test suite itself",
 }
+#: model folders a document uses without a line that makes them (the reader trained one earlier)
+ASSUMED_STUDENTS = ("runs/sql/stage2", "runs/sql/student")
 #: stand-ins for what a test machine lacks, so the lines after still find their inputs
 STAND_INS = (
     (r"^task_options\.dataset=(bc5cdr|ncbi_disease)$", "task_options.dataset=sample"),  # full corpora -> bundled slice
@@ -185,7 +187,12 @@ STAND_INS = (
 
 def _rewrite(argv: list[str], tiny: str) -> list[str]:
     """The same command, small: tiny model for bundled, few records, one step."""
-    out = [tiny if a == "bundled" else a for a in argv]
+    # the shell would expand ~; the demo database lives under $EHRFORGE_HOME (~/.cache/ehrforge by default)
+    home = os.environ.get("EHRFORGE_HOME")
+    argv = [a.replace("~/.cache/ehrforge", home) if home else a for a in argv]
+    argv = [os.path.expanduser(a) if a.startswith("~") else a for a in argv]
+    # "bundled", and the trained students the serving docs assume exist (no line in them trains one): the tiny model
+    out = [tiny if a in ("bundled", *ASSUMED_STUDENTS) else a for a in argv]
     out = [re.sub(r"=bundled$", "=" + tiny, a) for a in out]
     for pattern, replacement in STAND_INS:
         out = [re.sub(pattern, replacement, a) for a in out]
@@ -195,7 +202,9 @@ def _rewrite(argv: list[str], tiny: str) -> list[str]:
             out[i + 1] = "simulated"
         else:
             del out[i : i + 2]
-    for flag, small in (("--n", "6"), ("--limit", "3")):
+    # classify needs enough tables for some to pass a 0.9 confidence filter; the others are slower per record
+    n = "40" if "classify" in argv else "6"
+    for flag, small in (("--n", n), ("--limit", "3")):
         if flag in out:
             out[out.index(flag) + 1] = small
     verb = out[1] if len(out) > 1 else ""
@@ -203,8 +212,10 @@ def _rewrite(argv: list[str], tiny: str) -> list[str]:
     while "--set" in out and out[-1] == "--set":
         out.pop()
     if verb == "train":
-        out += ["--set", "sft.max_steps=1", "--set", "grpo.max_steps=1", "--set", "grpo.num_generations=2"]
-        if "--limit" not in out:
+        out += ["--set", "sft.max_steps=1", "--set", "grpo.max_steps=1", "--set", "grpo.num_generations=2",
+                # the tiny model's tokenizer, trained on a few strings, needs more tokens than the bundled one
+                "--set", "sft.max_seq_len=4096"]
+        if "--limit" not in out and "classify" not in out:  # classify: its 40 tables, of which few carry labels
             out += ["--limit", "8"]
         if "--model" not in out and "task_options.head=seqcls" not in " ".join(out) and "extract" not in out:
             out += ["--model", tiny]
