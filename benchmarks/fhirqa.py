@@ -291,25 +291,34 @@ def main(argv: list[str] | None = None) -> dict:
     select_task.tune(ce_half, dev_all)
     selected = {r["id"]: s.value for r, s in zip(answer_pool, select_task.select(ce_half, [(r["question"], r["candidates"]) for r in answer_pool]))}
     select_task.options.threshold = None
-    for n in sorted({int(s) for s in args.sizes.split(",") if s}):
-        if n < len(half_a):
-            sub = _balanced_sample(train, n, seed=5)
-            # small sets get more epochs so every curve point trains at least 30 steps
-            epochs = max(args.ce_epochs, args.min_ce_steps * 32 / max(1, len(relevance_pairs(sub))))
-            row = run_config(f"ce-{n}", select_task, train_ce(sub, f"ce-{n}", epochs), test, dev_all)
-            curve.append({"n_train_questions": n, "select_f1": row["select_f1"], "tuned_threshold": row.get("tuned_threshold")})
     answer_train = with_selection(answer_pool, [selected.get(r["id"], []) for r in answer_pool])
     sel_exact = sum(set(r["relevant_ids"]) == set(r["gold_relevant_ids"]) for r in answer_train)
+    tag = f"_{args.tag}" if args.tag else ""
+    partial = RESULTS / f"fhirqa_partial{tag}.json"
 
-    # -- student task 2: answer LoRA on selected resources -------------------------------------------------------
+    def save_partial() -> None:  # a run cut short still leaves what it measured (removed when the run completes)
+        atomic_write_json(partial, {"benchmark": "fhirqa", "partial": True, "configs": configs, "timings": timings,
+                                    "test_patients": test_pids, "n_test": len(test)})
+
+    save_partial()
+
+    def decoder(spec: str):
+        return load_backend(f"transformers:{spec}" if spec != "bundled" else "bundled", dtype="bfloat16", batch_size=16)
+
+    # -- student task 2: answer LoRA on selected resources; then the student pipeline ---------------------------
     sft = SFTSettings(epochs=2.0, batch_size=4, learning_rate=args.lr, lora_r=8, lora_alpha=16, max_seq_len=1024,
                       save_steps=10_000, dtype="bfloat16")
     answer_opts = {"max_candidates": args.max_candidates}
     start = time.perf_counter()
     answer_dir = train_subtask("answer", answer_train, base, workdir / "answer", sft, task_options=answer_opts)
     lap("train_answer_s", start)
+    start = time.perf_counter()
+    answer_ct2 = CT2Answerer(str(answer_dir), workdir, threads=args.threads)
+    lap("ct2_convert_answer_s", start)
+    configs.append(run_config("student", both, RelevancePipeline(ce, answer_ct2), test, dev_all))
+    save_partial()
 
-    # -- sequential: task 1 (yes/no pairs) then task 2 on top -----------------------------------------------------
+    # -- sequential: task 1 (yes/no pairs) then task 2 on top, one model for both steps ---------------------------
     seq_select_records = _balanced_sample(train, args.n_train_select_decoder, seed=7)
     start = time.perf_counter()
     seq_select_dir = train_subtask("select", seq_select_records, base, workdir / "seq-select",
@@ -318,29 +327,35 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     seq_dir = train_subtask("answer", answer_train, str(seq_select_dir), workdir / "seq-answer", sft, task_options=answer_opts)
     lap("train_seq_answer_s", start)
-
-    # -- decoders: base, student, sequential ----------------------------------------------------------------------
-    def decoder(spec: str):
-        return load_backend(f"transformers:{spec}" if spec != "bundled" else "bundled", dtype="bfloat16", batch_size=16)
-
     start = time.perf_counter()
-    base_ct2 = CT2Answerer(base, workdir, threads=args.threads)
-    answer_ct2 = CT2Answerer(str(answer_dir), workdir, threads=args.threads)
     seq_ct2 = CT2Answerer(str(seq_dir), workdir, threads=args.threads)
-    lap("ct2_convert_s", start)
-
-    base_hf = decoder(base)
-    configs.append(run_config("base", both, RelevancePipeline(base_hf, base_ct2), test, dev_decoder))
-    del base_hf
-    student = RelevancePipeline(ce, answer_ct2)
-    configs.append(run_config("student", both, student, test, dev_all))
+    lap("ct2_convert_seq_s", start)
     seq_hf = decoder(str(seq_dir))
     configs.append(run_config("student_sequential", both, RelevancePipeline(seq_hf, seq_ct2), test, dev_decoder))
     del seq_hf
+    save_partial()
+
+    # -- base: the bundled model as shipped, both steps -----------------------------------------------------------
+    start = time.perf_counter()
+    base_ct2 = CT2Answerer(base, workdir, threads=args.threads)
+    lap("ct2_convert_base_s", start)
+    base_hf = decoder(base)
+    configs.append(run_config("base", both, RelevancePipeline(base_hf, base_ct2), test, dev_decoder))
+    del base_hf
+    save_partial()
+
     gold_task = FHIRQATask("answer", **opts)
     row = run_config("student_task2_gold", gold_task, answer_ct2, test, None)
     row["note"] = "task 2 only: the answer student given the gold resources (select F1 is 1 by construction)"
     configs.append(row)
+    for n in sorted({int(s) for s in args.sizes.split(",") if s}):
+        if n < len(half_a):
+            sub = _balanced_sample(train, n, seed=5)
+            # small sets get more epochs so every curve point trains at least min_ce_steps steps
+            epochs = max(args.ce_epochs, args.min_ce_steps * 32 / max(1, len(relevance_pairs(sub))))
+            row = run_config(f"ce-{n}", select_task, train_ce(sub, f"ce-{n}", epochs), test, dev_all)
+            curve.append({"n_train_questions": n, "select_f1": row["select_f1"], "tuned_threshold": row.get("tuned_threshold")})
+    save_partial()
     if args.teacher:
         configs.append(run_config("teacher", both, load_model(args.teacher, both), test, dev_all))
     for row in configs:
@@ -370,7 +385,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     curve.append({"n_train_questions": len(train), "select_f1": by["student"]["select_f1"], "tuned_threshold": by["student"].get("tuned_threshold")})
     curve.sort(key=lambda p: p["n_train_questions"])
-    tag = f"_{args.tag}" if args.tag else ""
     png = RESULTS / f"fhirqa_size_curve{tag}.png"
     plot_curve(curve, by["bm25"]["select_f1"], png, f"fhirqa task 1 on {len(test_pids)} unseen Synthea patients, {len(test)} questions")
     result = {
@@ -407,6 +421,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = RESULTS / f"fhirqa{tag}.json"
     atomic_write_json(out, result)
+    partial.unlink(missing_ok=True)
     log(f"wrote {out} in {result['total_wall_s']} s; targets {targets}")
     return result
 
