@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
 from ehrforge.core.loader import model_card
@@ -60,6 +60,12 @@ class GRPOSettings(Settings):
     logging_steps: int = Field(1, ge=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
+
+    @field_validator("reward_weights", "lora_target_modules", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``--set grpo.reward_weights=1,0.5`` arrives as one string."""
+        return [x.strip() for x in value.split(",") if x.strip()] if isinstance(value, str) else value
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> GRPOSettings:

@@ -111,14 +111,14 @@ def test_grpo_resumes_from_checkpoint(tiny_model_dir, tmp_path):
 
 def test_settings_list_every_problem():
     with pytest.raises(ConfigError) as err:
-        GRPOSettings(num_generations=1, beta=-1, learning_rate=0, max_steps=0).validate()
+        GRPOSettings.from_mapping({"num_generations": 1, "beta": -1, "learning_rate": 0, "max_steps": 0})
     text = str(err.value)
     for field in ("num_generations", "beta", "learning_rate", "max_steps"):
         assert field in text
     assert GRPOSettings.from_mapping(
         {"num_generations": "8", "beta": "0.0", "reward_weights": "1,0.5"}
     ).reward_weights == [1.0, 0.5]
-    with pytest.raises(ConfigError, match="unknown setting 'groups'"):
+    with pytest.raises(ConfigError, match="grpo.groups: unknown setting"):
         GRPOSettings.from_mapping({"groups": "4"})
 
 
