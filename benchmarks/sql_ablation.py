@@ -112,7 +112,8 @@ def main() -> None:
         if name in arms or (wanted and name not in wanted):
             continue
         base = base or load_model(args.model, task, load)
-        arms[name] = {"kind": "zero-shot", "prompt_options": options, "examples_seen": 0, **score(base, options)}
+        arms[name] = {"kind": "zero-shot", "prompt_options": options, "examples_seen": 0, "command": " ".join(sys.argv),
+                      **score(base, options)}
         print(name, arms[name], flush=True)
         save()
     del base
@@ -144,7 +145,8 @@ def main() -> None:
             curve.append(point)
             print(name, point, flush=True)
             prev, seen = str(folder), n
-        arms[name] = {"kind": "trained", "prompt_options": options, "sft": sft, **curve[-1], "curve": curve}
+        arms[name] = {"kind": "trained", "prompt_options": options, "sft": sft, "command": " ".join(sys.argv),
+                      **curve[-1], "curve": curve}
         save()
 
     plot(arms, Path(args.json).with_name("sql_ablation_curve.png"))
