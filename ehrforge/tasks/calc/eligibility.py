@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.tasks.base import Record, RewardFn, Task
 from ehrforge.tasks.calc.score import extract_tag
+from ehrforge.tasks.calc.verifiers import parse_verdict
 
 CONDITIONS = (
     "type 2 diabetes",
@@ -186,19 +187,6 @@ def make_eligibility_items(n: int, seed: int = 0) -> list[Record]:
             }
         )
     return items
-
-
-def parse_verdict(text: str) -> bool | None:
-    """
-    >>> parse_verdict("Not eligible"), parse_verdict("eligible"), parse_verdict("maybe")
-    (False, True, None)
-    """
-    t = text.strip().lower().replace("-", " ")
-    if t.startswith(("not eligible", "ineligible", "no")):
-        return False
-    if t.startswith(("eligible", "yes")):
-        return True
-    return None
 
 
 class EligibilityTask(Task):

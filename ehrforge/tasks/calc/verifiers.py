@@ -52,6 +52,20 @@ class MedCalcVerifier:
         return 1.0 if ok else 0.0
 
 
+def parse_verdict(text: str) -> bool | None:
+    """An eligibility verdict from a tagged answer (None when there is none).
+
+    >>> parse_verdict("Not eligible"), parse_verdict("eligible"), parse_verdict("maybe")
+    (False, True, None)
+    """
+    t = text.strip().lower().replace("-", " ")
+    if t.startswith(("not eligible", "ineligible", "no")):
+        return False
+    if t.startswith(("eligible", "yes")):
+        return True
+    return None
+
+
 class EligibilityVerifier:
     """The tagged verdict (``eligible`` / ``not eligible``) matches the rule-based matcher's verdict.
 
@@ -62,8 +76,6 @@ class EligibilityVerifier:
     name = "eligibility"
 
     def verify(self, completion: str, record: Record) -> float:
-        from ehrforge.tasks.calc.eligibility import parse_verdict
-
         verdict = parse_verdict(extract_tag(completion) or "")
         if verdict is None:
             return 0.0

@@ -192,7 +192,7 @@ class SeqClsBackend:
 
     def generate(self, batch: list[list[Message]], *, max_new_tokens: int = 256, temperature: float = 0.0,
                  seed: int | None = None) -> list[Generation]:
-        from ehrforge.tasks.classify.task import ANSWER_WORD, table_from_prompt
+        from ehrforge.tasks.classify.prompt_format import ANSWER_WORD, table_from_prompt
 
         probs = self.probabilities([table_from_prompt(m) for m in batch])
         gens = []

@@ -26,10 +26,13 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ehrforge.core.types import Generation, Message
-from ehrforge.tasks.classify.task import ANSWER_WORD, ClassifyTask, table_from_prompt
+from ehrforge.tasks.classify.prompt_format import ANSWER_WORD, table_from_prompt
+
+if TYPE_CHECKING:
+    from ehrforge.tasks.classify.task import ClassifyTask
 from ehrforge.tasks.classify.tables import NEGATIVE, POSITIVE
 
 
@@ -53,7 +56,7 @@ class SimulatedTeacher:
         seed: int = 0,
         task: ClassifyTask | None = None,
     ) -> None:
-        self.task = task or ClassifyTask()
+        self.task = task or _default_task()
         self.seed = seed
         self.garbage_rate = garbage_rate
         mean_d = sum(float(r.get("difficulty", 0.2)) for r in records) / max(1, len(records)) or 1.0
@@ -129,7 +132,7 @@ class RealisticTeacher:
                  difficulty_weight: float = 2.5, shared_sd: float = 0.7, own_sd: float = 0.7, bias: float = 0.5,
                  temperature: float = 1.5, conf_sd: float = 0.3, garbage_rate: float = 0.0,
                  task: ClassifyTask | None = None) -> None:
-        self.task = task or ClassifyTask()
+        self.task = task or _default_task()
         self.seed, self.garbage_rate, self.calls = seed, garbage_rate, 0
         self.temperature, self.conf_sd, self.bias = temperature, conf_sd, bias
         self.by_table: dict[str, dict[str, Any]] = {}
@@ -194,3 +197,10 @@ def simulated_teacher_for(
                             "use tables from `ehrforge synth --task classify`, or a real teacher")
         records.extend(extra)
     return RealisticTeacher(records, noise_rate=noise_rate, seed=seed, task=task)
+
+
+def _default_task() -> ClassifyTask:
+    # through the registry: the task module imports this one (its stand-in teacher), so no import back
+    from ehrforge.tasks import get_task
+
+    return get_task("classify")  # type: ignore[return-value]

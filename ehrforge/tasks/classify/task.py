@@ -26,7 +26,10 @@ from ehrforge.core.io import atomic_write_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import DataError
 from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.tasks.classify.prompt_format import ANSWER_WORD, TABLE_END, TABLE_START, table_from_prompt
 from ehrforge.tasks.classify.tables import LABELS, NEGATIVE, POSITIVE, generate_tables
+
+__all__ = ["ANSWER_WORD", "TABLE_END", "TABLE_START", "ClassifyTask", "table_from_prompt"]
 
 SYSTEM = "You classify tables taken from clinical-trial protocols. Answer with a single word."
 QUESTION = (
@@ -34,24 +37,11 @@ QUESTION = (
     "events schedule): a grid of study visits against procedures or assessments, marking which procedure is done "
     "at which visit? Answer yes or no."
 )
-TABLE_START = "<<<TABLE"
-TABLE_END = "TABLE>>>"
-ANSWER_WORD = {POSITIVE: "yes", NEGATIVE: "no"}
 _WORD_LABEL = {"yes": POSITIVE, "no": NEGATIVE, "soe": POSITIVE, "other": NEGATIVE, "true": POSITIVE, "false": NEGATIVE}
 _FIRST_WORD = re.compile(r"[a-z]+")
 # synthetic split sizes and seeds: disjoint seeds keep the splits independent
 SPLIT_SEEDS = {"train": 1001, "valid": 2002, "test": 3003}
 HEADS = ("lora", "seqcls")  # see ClassifyOptions.head
-
-
-def table_from_prompt(messages: Sequence[Message]) -> str:
-    """The table text embedded in a classify prompt (what a sequence classifier or simulated teacher reads)."""
-    content = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-    start = content.find(TABLE_START)
-    end = content.rfind(TABLE_END)
-    if start < 0 or end < start:
-        return content
-    return content[start + len(TABLE_START) : end].strip("\n")
 
 
 def answer_to_label(text: str) -> str | None:

@@ -30,9 +30,9 @@ def train_subtask(
 ) -> Path:
     """LoRA SFT of ``base_model`` on one subtask (``select`` or ``answer``) of ``records``."""
     from ehrforge.core.sft import train_sft
-    from ehrforge.tasks.fhirqa.task import FHIRQATask
+    from ehrforge.tasks import get_task  # the task module imports this one: build the task through the registry
 
-    task = FHIRQATask(subtask, **(task_options or {}))
+    task = get_task("fhirqa", subtask=subtask, **(task_options or {}))
     if subtask == "select":
         # task 1 is relevance classification: one yes/no example per (question, candidate resource)
         from ehrforge.tasks.fhirqa.relevance import relevance_pairs
