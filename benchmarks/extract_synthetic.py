@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["students", "teacher", "all"], default="all")
     parser.add_argument("--synthetic", type=int, default=2000)
     parser.add_argument("--real", type=int, default=400)
-    parser.add_argument("--curve", default="250,500,2000")
+    parser.add_argument("--curve", default="500,2000")
     parser.add_argument("--heldout", type=int, default=200)
     parser.add_argument("--dev", type=int, default=300)
     parser.add_argument("--teacher-dev", type=int, default=8)
@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument("--mix", choices=["sequential", "joint"], default="sequential",
                         help="synthetic_plus_real: fine-tune the synthetic model on real (sequential) or train on both")
     parser.add_argument("--real-epochs", type=float, default=2.0, help="epochs for the real-only baseline")
-    parser.add_argument("--relation-notes", type=int, default=200, help="synthetic notes the relation classifier trains on")
+    parser.add_argument("--relation-notes", type=int, default=150, help="synthetic notes the relation classifier trains on")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 1 is fastest on a shared, busy CPU")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temp dir, removed afterwards)")
