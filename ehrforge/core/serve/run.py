@@ -73,12 +73,16 @@ def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int 
     import uvicorn
     from rich.console import Console
 
+    from ehrforge.core.loader import trained_task
+
     console = Console(stderr=True)
     generated: dict[str, str] = {}
     settings_kwargs: dict[str, Any] = dict(
         host=host, port=port, tokens_file=tokens_file, audit_log=audit_log, cors_origins=list(cors_origins),
         log_patient_text=log_patient_text, workers=workers, queue_size=queue_size, rate_per_minute=rate_per_minute,
         max_body_bytes=max_body_bytes, model_name=model_name or Path(model.split(":")[-1].rstrip("/")).name or "ehrforge",
+        # the page opens on the first task asked for, or the one a trained folder was made for
+        default_task=tasks[0] if tasks else trained_task(model),
     )
     probe = ServeSettings(**settings_kwargs)  # validates everything before the (slow) model load
     if not read_tokens(probe.tokens_file, probe.tokens_env):
