@@ -41,16 +41,16 @@ os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import device_info  # noqa: E402
-from benchmarks._teacher_server import http_teacher  # noqa: E402
-from ehrforge.core.calibration import calibration_summary, reliability_diagram  # noqa: E402
-from ehrforge.core.io import atomic_write_json, read_jsonl  # noqa: E402
-from ehrforge.core.label import label_records  # noqa: E402
-from ehrforge.core.types import Abstain, Answer  # noqa: E402
-from ehrforge.tasks.classify import selective  # noqa: E402
-from ehrforge.tasks.classify.seqcls import SeqClsBackend, SeqClsConfig  # noqa: E402
-from ehrforge.tasks.classify.simulated_teacher import RealisticTeacher  # noqa: E402
-from ehrforge.tasks.classify.task import ClassifyTask  # noqa: E402
+from benchmarks._env import device_info
+from benchmarks._teacher_server import http_teacher
+from ehrforge.core.calibration import calibration_summary, reliability_diagram
+from ehrforge.core.io import atomic_write_json, read_jsonl
+from ehrforge.core.label import label_records
+from ehrforge.core.types import Abstain, Answer
+from ehrforge.tasks.classify import selective
+from ehrforge.tasks.classify.seqcls import SeqClsBackend, SeqClsConfig
+from ehrforge.tasks.classify.simulated_teacher import RealisticTeacher
+from ehrforge.tasks.classify.task import ClassifyTask
 
 STAND_IN = "simulated teacher (stand-in)"
 

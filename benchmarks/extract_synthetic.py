@@ -66,17 +66,15 @@ def lexicon_coverage(notes: list, lexicon: dict) -> dict:
 
 
 def run_students(args: argparse.Namespace, work: Path) -> dict:
-    from ehrforge.core.io import read_jsonl
+    from benchmarks._teacher_server import http_teacher
+    from ehrforge.core.io import atomic_write_json, read_jsonl
     from ehrforge.core.types import Answer
-    from ehrforge.core.io import atomic_write_json
     from ehrforge.tasks.extract.extractor import MANIFEST, EncoderExtractor, train_extractor
     from ehrforge.tasks.extract.ner import EncoderConfig, NERPredictor, train_ner
     from ehrforge.tasks.extract.score import score_extraction
     from ehrforge.tasks.extract.synth import RelationSpec, synthesize
     from ehrforge.tasks.extract.task import ExtractTask
     from ehrforge.tasks.extract.template_teacher import TemplateTeacher
-
-    from benchmarks._teacher_server import http_teacher
 
     task = ExtractTask(dataset="bc5cdr", data_dir=args.data_dir)
     labels, spec = ["Chemical", "Disease"], RelationSpec()
@@ -279,7 +277,7 @@ def main() -> None:
     try:
         from benchmarks._env import device_info
     except ImportError:  # run from elsewhere
-        device_info = lambda: {"torch_threads": torch.get_num_threads()}  # noqa: E731
+        device_info = lambda: {"torch_threads": torch.get_num_threads()}
     out_path = Path(args.out)
     result: dict = {"benchmark": "extract_synthetic", "runs": {}}
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="extract-bench-"))

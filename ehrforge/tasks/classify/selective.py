@@ -25,8 +25,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ehrforge.tasks.classify.task import precision_recall_f1
 from ehrforge.tasks.classify.tables import POSITIVE
+from ehrforge.tasks.classify.task import precision_recall_f1
 
 Record = dict[str, Any]
 Calibrators = dict[str, list[tuple[float, float]]]

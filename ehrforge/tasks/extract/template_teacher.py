@@ -140,7 +140,7 @@ _PATIENTS = [
     "The {age}-year-old patient", "Patient",
 ]
 _SLOT = re.compile(r"\{(C\d|D\d|pt|topic|n|age)\}")
-_PROMPT_FIELD = re.compile(r"^(Note style|Topic|Entity types|Relation):\s*(.+)$", re.M)
+_PROMPT_FIELD = re.compile(r"^(Note style|Topic|Entity types|Relation):\s*(.+)$", re.MULTILINE)
 
 
 def detokenize(name: str) -> str:

@@ -13,17 +13,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "core" / "serve"))  # serve_helpers: the real LiveServer
 
-from serve_helpers import live_server  # noqa: E402
+from serve_helpers import live_server
 
-from ehrforge.core.backends.openai_backend import OpenAIBackend  # noqa: E402
-from ehrforge.core.io import read_jsonl  # noqa: E402
-from ehrforge.core.label import label_records  # noqa: E402
-from ehrforge.core.serve.run import build_app  # noqa: E402
-from ehrforge.core.serve.settings import ServeSettings  # noqa: E402
-from ehrforge.core.types import Generation  # noqa: E402
-from ehrforge.errors import BackendError, DataError  # noqa: E402
-from ehrforge.tasks.classify.simulated_teacher import RealisticTeacher  # noqa: E402
-from ehrforge.tasks.classify.task import ClassifyTask  # noqa: E402
+from ehrforge.core.backends.openai_backend import OpenAIBackend
+from ehrforge.core.io import read_jsonl
+from ehrforge.core.label import label_records
+from ehrforge.core.serve.run import build_app
+from ehrforge.core.serve.settings import ServeSettings
+from ehrforge.core.types import Generation
+from ehrforge.errors import BackendError, DataError
+from ehrforge.tasks.classify.simulated_teacher import RealisticTeacher
+from ehrforge.tasks.classify.task import ClassifyTask
 
 TOKEN = "classify-teacher-token-0123456789"
 KEY_ENV = "EHRFORGE_TEST_TEACHER_KEY"
@@ -110,7 +110,7 @@ def test_no_logprobs_under_method_logprob_is_one_clear_error(records, tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "ehrforge", "label", "--task", "classify", "--teacher", f"openai:{server.url}/v1#plain",
              "--input", str(table), "--out", str(tmp_path / "cli.jsonl"), "--method", "logprob"],
-            capture_output=True, text=True, env={**os.environ, "EHRFORGE_API_KEY": TOKEN}, timeout=120)
+            capture_output=True, text=True, check=False, env={**os.environ, "EHRFORGE_API_KEY": TOKEN}, timeout=120)
     assert proc.returncode == 1
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "--method verbalised" in errors[0] and "Traceback" not in proc.stderr

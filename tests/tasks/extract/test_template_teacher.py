@@ -10,12 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "core" / "serve"))  # serve_helpers: the real LiveServer
 
-from serve_helpers import live_server  # noqa: E402
 
-from ehrforge.core.io import read_jsonl  # noqa: E402
-from ehrforge.tasks.extract.conll import check_spans  # noqa: E402
-from ehrforge.tasks.extract.synth import RelationSpec, synthesize, teacher_prompt  # noqa: E402
-from ehrforge.tasks.extract.template_teacher import NEGATED_TEMPLATES, TemplateTeacher  # noqa: E402
+from ehrforge.core.io import read_jsonl
+from ehrforge.tasks.extract.conll import check_spans
+from ehrforge.tasks.extract.synth import RelationSpec, synthesize, teacher_prompt
+from ehrforge.tasks.extract.template_teacher import NEGATED_TEMPLATES, TemplateTeacher
 
 LEXICON = {"Chemical": ["cisplatin", "lithium", "valproic acid", "haloperidol"],
            "Disease": ["acute renal failure", "seizures", "hepatic necrosis", "tardive dyskinesia"]}
@@ -79,7 +78,7 @@ def test_synthesis_through_the_http_endpoint_equals_the_direct_call(tmp_path):
     with http_teacher(TemplateTeacher(LEXICON, seed=4, contexts=CONTEXTS), model_name="template") as client:
         served = synthesize(tmp_path / "http.jsonl", teacher=client, n=15, seed=0)
     assert served["accepted"] == direct["accepted"] == 15
-    strip = lambda rs: [(r["text"], r["entities"], r.get("relations")) for r in rs]  # noqa: E731
+    strip = lambda rs: [(r["text"], r["entities"], r.get("relations")) for r in rs]
     assert strip(read_jsonl(tmp_path / "http.jsonl").records) == strip(read_jsonl(tmp_path / "direct.jsonl").records)
 
 
