@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ehrforge.core.backends import is_local_model_spec, load_backend
+from ehrforge.core.backends import default_inference_kind, is_local_model_spec, load_backend
 from ehrforge.core.progress import console
 from ehrforge.errors import ModelError
 
@@ -39,6 +40,9 @@ class LoadOptions:
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 8
+    #: generation engine for local chat models: transformers (the reference), ct2 (CTranslate2 int8, several times
+    #: faster on CPU), or auto (ct2 on a CPU-only machine where it is installed). Default from $EHRFORGE_ENGINE.
+    engine: str = field(default_factory=lambda: os.environ.get("EHRFORGE_ENGINE", "transformers"))
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,6 +106,9 @@ def load_model(spec: str, task: Task | None = None, options: LoadOptions | None 
         if predictor != CHAT:
             return _predictor(spec, predictor)
     if is_local_model_spec(spec):
+        if options.engine == "ct2" or (options.engine == "auto" and default_inference_kind() == "ct2"):
+            kind, sep, target = spec.partition(":")
+            return load_backend(f"ct2:{target if sep else spec}", batch_size=options.batch_size)
         return load_backend(spec, device=options.device, dtype=options.dtype, batch_size=options.batch_size, **options.extra)
     return load_backend(spec)
 
