@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ehrforge.core.backends import default_inference_kind, is_local_model_spec, load_backend
 from ehrforge.core.progress import console
-from ehrforge.errors import ModelError
+from ehrforge.errors import EhrforgeError, ModelError
 
 if TYPE_CHECKING:
     from ehrforge.tasks.base import Task
@@ -106,11 +106,26 @@ def load_model(spec: str, task: Task | None = None, options: LoadOptions | None 
         if predictor != CHAT:
             return _predictor(spec, predictor)
     if is_local_model_spec(spec):
-        if options.engine == "ct2" or (options.engine == "auto" and default_inference_kind() == "ct2"):
-            kind, sep, target = spec.partition(":")
-            return load_backend(f"ct2:{target if sep else spec}", batch_size=options.batch_size)
-        return load_backend(spec, device=options.device, dtype=options.dtype, batch_size=options.batch_size, **options.extra)
+        try:
+            return _local_backend(spec, options)
+        except EhrforgeError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelError(f"the model files in {spec} cannot be read ({type(exc).__name__}): a corrupt or half-copied folder",
+                             "re-copy the folder or retrain it with `ehrforge train`") from None
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError for a corrupt weights file
+            if "safetensor" not in type(exc).__name__.lower():
+                raise
+            raise ModelError(f"the weights file in {spec} is corrupt ({type(exc).__name__})",
+                             "re-copy the folder or retrain it with `ehrforge train`") from None
     return load_backend(spec)
+
+
+def _local_backend(spec: str, options: LoadOptions) -> Any:
+    if options.engine == "ct2" or (options.engine == "auto" and default_inference_kind() == "ct2"):
+        _, sep, target = spec.partition(":")
+        return load_backend(f"ct2:{target if sep else spec}", batch_size=options.batch_size)
+    return load_backend(spec, device=options.device, dtype=options.dtype, batch_size=options.batch_size, **options.extra)
 
 
 def trained_task(spec: str) -> str | None:

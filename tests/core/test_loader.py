@@ -35,3 +35,22 @@ def test_engine_choice_for_local_chat_models(tiny_model_dir, monkeypatch):
     assert LoadOptions().engine == "ct2"
     gen = fast.generate([[{"role": "user", "content": "hello"}]], max_new_tokens=4)[0]
     assert gen.token_logprobs is not None and len(gen.token_logprobs) == len(gen.tokens)
+
+
+def test_a_corrupt_weights_file_is_one_model_error(tiny_model_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = next(broken.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])  # a half-copied file
+    with pytest.raises(ModelError, match="corrupt"):
+        load_model(str(broken), options=LoadOptions(engine="transformers"))
+
+
+def test_entropies_are_finite_when_a_logit_is_minus_infinity():
+    import torch
+
+    logp = torch.log_softmax(torch.tensor([[0.0, float("-inf"), 1.0]]), dim=-1)
+    assert torch.isfinite(torch.special.entr(logp.exp()).sum(-1)).all()
+    assert not torch.isfinite(-(logp.exp() * logp).sum(-1)).all()  # the formula it replaced

@@ -125,7 +125,8 @@ class TransformersBackend:
         seqs = res.sequences[:, prompt_len:]
         logits = torch.stack(res.logits, dim=1).float()  # [batch, steps, vocab]
         logp = torch.log_softmax(logits, dim=-1)
-        entropies = -(logp.exp() * logp).sum(-1)  # [batch, steps]
+        # entr(p) = -p log p with entr(0) = 0: a -inf logit (masked token) gives 0, not 0 * -inf = NaN
+        entropies = torch.special.entr(logp.exp()).sum(-1)  # [batch, steps]
         chosen = logp.gather(-1, seqs[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1)
         eos_ids = self._eos_ids()
         gens = []
