@@ -21,7 +21,7 @@ from serve_helpers import TOKEN, live_server  # noqa: E402
 runner = CliRunner()
 _quiet_libraries()  # what `ehrforge` (main) does before any command: library progress bars off
 #: options that point a task at a tiny causal LM student (the default extract student is an encoder)
-CHAT_STUDENT = {"extract": ["--set", "task_options.student=decoder"]}
+CHAT_STUDENT = {"extract": ["--set", "task_options.student=decoder", "--set", "task_options.dataset=sample"]}
 TRAIN = ["--limit", "2", "--set", "sft.max_steps=1", "--set", "sft.batch_size=1", "--set", "sft.max_seq_len=4096"]
 
 
@@ -69,10 +69,9 @@ def test_trained_folder_records_task_predictor_and_prompt(trained, name):
 def test_eval_writes_one_prediction_line_per_record(trained, demo_db, tmp_path, name):
     preds, metrics = tmp_path / "p.jsonl", tmp_path / "m.json"
     db = ["--db", str(demo_db)] if "db" in task_class(name).Options.model_fields else []
-    split = "train" if name == "extract" else "valid"  # the sample extract data has a train split only
+    split = "valid"
     _cli("eval", "--task", name, "--model", f"student={trained[name]}", "--limit", "3", "--split", split, *db,
-         "--predictions-out", str(preds), "--json", str(metrics), *CHAT_STUDENT.get(name, []), "--set", "max_new_tokens=8",
-         *(["--set", "task_options.dataset=sample"] if name == "extract" else []))
+         "--predictions-out", str(preds), "--json", str(metrics), *CHAT_STUDENT.get(name, []), "--set", "max_new_tokens=8")
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
     assert len(rows) == 3 and len({r["id"] for r in rows}) == 3
     assert all(r["model"] == "student" and isinstance(r["abstained"], bool) and 0 <= r["confidence"] <= 1 for r in rows)
@@ -85,8 +84,8 @@ def test_serve_loads_any_trained_folder_and_answers_or_abstains(trained, demo_db
     from ehrforge.core.serve import ServeSettings, build_app
 
     db = str(demo_db) if "db" in task_class(name).Options.model_fields else None
-    served = build_app(str(trained[name]), db, settings=ServeSettings(tokens={"t": TOKEN}),
-                       task_options={name: {"max_new_tokens": 8}})
+    options = {"max_new_tokens": 8, **({"dataset": "sample"} if name == "extract" else {})}
+    served = build_app(str(trained[name]), db, settings=ServeSettings(tokens={"t": TOKEN}), task_options={name: options})
     assert list(served.state.tasks) == [name]  # a trained folder serves the task it was trained for
     with live_server(served) as server:
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -151,9 +150,10 @@ def test_serve_and_eval_load_encoder_students_written_by_train(encoder_folders, 
     extra = ["--set", "task_options.dataset=sample"] if name == "extract" else []
     preds = tmp_path / "p.jsonl"
     _cli("eval", "--task", name, "--model", str(encoder_folders[name]), "--limit", "4", "--predictions-out", str(preds),
-         *(["--split", "train"] if name == "extract" else []), *extra)
+         *extra)
     assert len(preds.read_text().splitlines()) == 4
-    served = build_app(str(encoder_folders[name]), None, settings=ServeSettings(tokens={"t": TOKEN}))
+    served = build_app(str(encoder_folders[name]), None, settings=ServeSettings(tokens={"t": TOKEN}),
+                       task_options={"extract": {"dataset": "sample"}})
     with live_server(served) as server:
         r = httpx.post(f"{server.url}/v1/{name}/ask", json={"question": "Aspirin caused a rash. | Visit 1 | Visit 2 |"},
                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)

@@ -95,7 +95,7 @@ def get_verifier(name: str) -> Verifier:
     >>> get_verifier("medcal")
     Traceback (most recent call last):
     ...
-    ehrforge.errors.UnknownNameError: unknown verifier 'medcal' — did you mean 'medcalc'? (known: eligibility, medcalc)
+    ehrforge.errors.UnknownNameError: unknown verifier 'medcal' — did you mean 'medcalc'? (known: ...)
     """
     if name not in VERIFIERS:
         raise UnknownNameError(f"unknown verifier '{name}'", closest(name, sorted(VERIFIERS)))
