@@ -92,7 +92,7 @@ def register_verifier(name: str, factory: Callable[[], Verifier]) -> None:
 
 def get_verifier(name: str) -> Verifier:
     """
-    >>> get_verifier("medcal")
+    >>> get_verifier("medcal")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ehrforge.errors.UnknownNameError: unknown verifier 'medcal' — did you mean 'medcalc'? (known: ...)
