@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import sys
@@ -40,6 +39,7 @@ os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._machine import cpu_model  # noqa: E402
 
 from benchmarks._env import device_info
 from benchmarks._teacher_server import http_teacher
@@ -58,16 +58,6 @@ STAND_IN = "simulated teacher (stand-in)"
 def noise_rate(records: list[dict]) -> float:
     labelled = [r for r in records if r.get("label") is not None]
     return round(sum(r["label"] != r["gold"] for r in labelled) / len(labelled), 4) if labelled else 0.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class Clock:

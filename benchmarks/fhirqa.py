@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
-import re
 import resource
 import sys
 import tempfile
@@ -37,6 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._machine import cpu_model  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -54,16 +53,6 @@ SHARED_FHIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea
 
 def log(msg: str) -> None:
     print(f"[fhirqa {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class QuotingAnswerer:

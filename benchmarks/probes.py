@@ -22,18 +22,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._machine import cpu_model  # noqa: E402
+
 #: tests in the probe folder that check the tables themselves rather than run a probe
 NOT_PROBES = ("test_probe_ids_are_unique",)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(out: Path) -> dict:

@@ -31,7 +31,6 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
