@@ -41,7 +41,6 @@ _WORD_LABEL = {"yes": POSITIVE, "no": NEGATIVE, "soe": POSITIVE, "other": NEGATI
 _FIRST_WORD = re.compile(r"[a-z]+")
 # synthetic split sizes and seeds: disjoint seeds keep the splits independent
 SPLIT_SEEDS = {"train": 1001, "valid": 2002, "test": 3003}
-HEADS = ("lora", "seqcls")  # see ClassifyOptions.head
 
 
 def answer_to_label(text: str) -> str | None:

@@ -36,7 +36,6 @@ from ehrforge.tasks.fhirqa.relevance import choose, relevance_messages, relevanc
 from ehrforge.tasks.fhirqa.score import answer_meteor, meteor_reward, parse_short_ids, selection_f1_reward, selection_prf
 from ehrforge.tasks.fhirqa.synth import build_questions, patient_record, synthesize
 
-SUBTASKS = ("select", "answer", "both")  # see FHIRQAOptions.subtask
 SELECT_SYSTEM = (
     "You find the resources of a patient's FHIR record that are needed to answer a question. Each line is one "
     "resource: its id, its type and its facts. Reply with the ids of all relevant resources, separated by commas, "
