@@ -28,13 +28,17 @@ ZERO_SHOT = {
     "zero-shot compact k=2": {"prompt": "compact", "k": 2},
     "zero-shot compact k=3": {"prompt": "compact", "k": 3},
 }
-ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
-ALL_LINEAR = ATTN + ["gate_proj", "up_proj", "down_proj"]
-#: trained arms: prompt options + SFT settings (bf16 everywhere: the CPU has AVX-512 BF16)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ehrforge.core.sft import ALL_LINEAR_LAYERS, ATTENTION_LAYERS  # noqa: E402
+
+ATTN, ALL_LINEAR = list(ATTENTION_LAYERS), list(ALL_LINEAR_LAYERS)
+#: trained arms: prompt options + SFT settings (dtype from --dtype: bf16 only where the CPU has native bf16)
 TRAINED = {
     "lora attn r8 lr2e-4 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-4, "lora_target_modules": ATTN}),
     "lora all r16 lr1e-4 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-4, "lora_target_modules": ALL_LINEAR}),
     "lora all r16 lr1e-3 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr2e-4 k=3": ({"prompt": "compact", "k": 3}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr2e-4 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
     "lora attn r8 lr2e-4 k=0": ({"prompt": "compact", "k": 0}, {"lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-4, "lora_target_modules": ATTN}),
 }
 
@@ -49,6 +53,9 @@ def main() -> None:
     ap.add_argument("--arms", nargs="*", default=None, help="arm names to run (default: all)")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--engine", default=os.environ.get("EHRFORGE_ENGINE", "transformers"),
+                    help="generation engine for every evaluation (ct2: about 2x faster here); arms name it unless transformers")
+    ap.add_argument("--dtype", default="auto", help="auto: bf16 where the CPU has native bf16 (AVX-512 BF16/AMX), else fp32")
     ap.add_argument("--out", default="runs/sql-ablation")
     ap.add_argument("--json", default="benchmarks/results/sql_ablation.json")
     args = ap.parse_args()
@@ -75,7 +82,8 @@ def main() -> None:
                   max_new_tokens=args.max_new_tokens, split="dev part of EHRSQL v1.0 valid (split_three), never test")
     arms = report.setdefault("arms", {})
     wanted = set(args.arms) if args.arms else None
-    load = LoadOptions(dtype="bfloat16", batch_size=args.batch_size)
+    load = LoadOptions(dtype=args.dtype, batch_size=args.batch_size, engine=args.engine)
+    suffix = "" if args.engine == "transformers" else f" [{args.engine}]"  # figures from one engine compare with each other
 
     def score(backend, options) -> dict:
         for name, value in options.items():
@@ -108,19 +116,22 @@ def main() -> None:
         save()
 
     base = None
-    for name, options in ZERO_SHOT.items():
-        if name in arms or (wanted and name not in wanted):
+    for arm, options in ZERO_SHOT.items():
+        name = arm + suffix
+        if name in arms or (wanted and arm not in wanted):
             continue
         base = base or load_model(args.model, task, load)
         arms[name] = {"kind": "zero-shot", "prompt_options": options, "examples_seen": 0, "command": " ".join(sys.argv),
+                      "engine": args.engine, "dtype": args.dtype,
                       **score(base, options)}
         print(name, arms[name], flush=True)
         save()
     del base
     gc.collect()
 
-    for name, (options, sft) in TRAINED.items():
-        if name in arms or (wanted and name not in wanted):
+    for arm, (options, sft) in TRAINED.items():
+        name = arm + suffix
+        if name in arms or (wanted and arm not in wanted):
             continue
         for key, value in options.items():
             setattr(task.options, key, value)
@@ -130,7 +141,7 @@ def main() -> None:
             # Continue from the previous point on the next, unseen slice: each segment has its own warm-up and
             # linear decay (a restart schedule), so a point costs only its own examples.
             folder = Path(args.out) / name.replace(" ", "_").replace("=", "") / f"seen{n}"
-            settings = SFTSettings(**{"epochs": 1, "batch_size": 4, "dtype": "bfloat16", "max_seq_len": 2048,
+            settings = SFTSettings(**{"epochs": 1, "batch_size": 4, "dtype": args.dtype, "max_seq_len": 2048,
                                       "warmup_steps": 2, "save_steps": 1000, **sft})
             t0 = time.perf_counter()
             if not (folder / "ehrforge_model.json").exists():
@@ -146,6 +157,7 @@ def main() -> None:
             print(name, point, flush=True)
             prev, seen = str(folder), n
         arms[name] = {"kind": "trained", "prompt_options": options, "sft": sft, "command": " ".join(sys.argv),
+                      "engine": args.engine, "dtype": args.dtype,
                       **curve[-1], "curve": curve}
         save()
 
@@ -166,7 +178,8 @@ def plot(arms: dict, out: Path) -> None:
             ax.annotate(name, (0, arm["execution_accuracy"]), fontsize=7, va="bottom")
         else:
             xs = [0] + [p["examples_seen"] for p in arm["curve"]]
-            zero = arms.get(f"zero-shot compact k={arm['prompt_options']['k']}", {}).get("execution_accuracy")
+            engine = "" if arm.get("engine", "transformers") == "transformers" else f" [{arm['engine']}]"
+            zero = arms.get(f"zero-shot compact k={arm['prompt_options']['k']}{engine}", {}).get("execution_accuracy")
             ys = [zero] + [p["execution_accuracy"] for p in arm["curve"]]
             if zero is None:
                 xs, ys = xs[1:], ys[1:]

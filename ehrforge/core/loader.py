@@ -43,6 +43,9 @@ class LoadOptions:
     #: generation engine for local chat models: transformers (the reference), ct2 (CTranslate2 int8, several times
     #: faster on CPU), or auto (ct2 on a CPU-only machine where it is installed). Default from $EHRFORGE_ENGINE.
     engine: str = field(default_factory=lambda: os.environ.get("EHRFORGE_ENGINE", "transformers"))
+    #: CTranslate2 weights/compute: int8 (fastest) or float32/bfloat16 (outputs that match transformers; int8 flips
+    #: near-tie tokens of a 135M model, docs/speed.md). Default from $EHRFORGE_CT2_COMPUTE.
+    ct2_compute_type: str = field(default_factory=lambda: os.environ.get("EHRFORGE_CT2_COMPUTE", "int8"))
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,7 +127,8 @@ def load_model(spec: str, task: Task | None = None, options: LoadOptions | None 
 def _local_backend(spec: str, options: LoadOptions) -> Any:
     if options.engine == "ct2" or (options.engine == "auto" and default_inference_kind() == "ct2"):
         _, sep, target = spec.partition(":")
-        return load_backend(f"ct2:{target if sep else spec}", batch_size=options.batch_size)
+        return load_backend(f"ct2:{target if sep else spec}", batch_size=options.batch_size,
+                            compute_type=options.ct2_compute_type)
     return load_backend(spec, device=options.device, dtype=options.dtype, batch_size=options.batch_size, **options.extra)
 
 

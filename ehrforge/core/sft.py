@@ -32,6 +32,11 @@ if TYPE_CHECKING:  # the task interface is only a type here: core never imports 
     from ehrforge.tasks.base import Record, Task
 
 
+#: Llama-family projection names (SmolLM2, Qwen2, Llama): attention only (the default), or every linear layer
+ATTENTION_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj")
+ALL_LINEAR_LAYERS = ATTENTION_LAYERS + ("gate_proj", "up_proj", "down_proj")
+
+
 class SFTSettings(Settings):
     """LoRA SFT settings: the one declaration used by the run config (``sft:`` block, ``--set sft.x=``) and the
     trainer alike."""
@@ -44,7 +49,7 @@ class SFTSettings(Settings):
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    lora_target_modules: list[str] = Field(default_factory=lambda: list(ATTENTION_LAYERS))
     max_seq_len: int = Field(1024, ge=32)
     seed: int = 0
     warmup_steps: int = Field(0, ge=0)

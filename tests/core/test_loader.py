@@ -35,6 +35,11 @@ def test_engine_choice_for_local_chat_models(tiny_model_dir, monkeypatch):
     assert LoadOptions().engine == "ct2"
     gen = fast.generate([[{"role": "user", "content": "hello"}]], max_new_tokens=4)[0]
     assert gen.token_logprobs is not None and len(gen.token_logprobs) == len(gen.tokens)
+    # The compute type reaches the converted model (its cache entry is named by it).
+    assert "-int8-" in fast.model_dir.name
+    monkeypatch.setenv("EHRFORGE_CT2_COMPUTE", "float32")
+    exact = load_model(str(tiny_model_dir), options=LoadOptions(engine="ct2"))
+    assert "-float32-" in exact.model_dir.name
 
 
 def test_a_corrupt_weights_file_is_one_model_error(tiny_model_dir, tmp_path):

@@ -47,7 +47,7 @@ def over_threshold(pred: Answer, ctx: PolicyContext) -> Prediction:
     """Token-entropy uncertainty above the (tuned) threshold abstains."""
     u = pred.evidence.get("uncertainty", 0.0)
     if ctx.threshold is not None and u > ctx.threshold:
-        return Abstain(f"uncertain: {ctx.entropy} token entropy {u:.3f} > {ctx.threshold:.3f}", pred.confidence)
+        return Abstain(f"uncertain: {ctx.entropy} token entropy {u:.3f} > {ctx.threshold:.3f}", pred.confidence, withheld=pred)
     return pred
 
 

@@ -24,7 +24,7 @@ from ehrforge.tasks.sql import data as sql_data
 if TYPE_CHECKING:  # the task imports this module (its demo); at run time we build it through the registry
     from ehrforge.tasks.sql.task import SQLTask
 
-TABLE_KEYS = ["RS0", "RS5", "RS10", "RSN", "execution_accuracy", "abstention_precision", "abstention_recall", "threshold"]
+TABLE_KEYS = ["RS0", "RS5", "RS10", "RSN", "execution_accuracy", "execution_accuracy_no_threshold", "abstention_precision", "abstention_recall", "threshold"]
 
 
 def default_db_path(source: str | None = None) -> Path:

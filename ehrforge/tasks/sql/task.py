@@ -257,18 +257,30 @@ class SQLTask(Task):
         from ehrforge.tasks.sql.score import execution_answers, rs_table
 
         self._need_db()
-        pred_sql = {r["id"]: (p.value if isinstance(p, Answer) else ABSTAIN_TOKEN) for r, p in zip(records, predictions)}
         real = self.gold_answers(records)
-        pred = execution_answers(self.db, pred_sql, "pred")
-        return rs_table(real, pred)
+        table = rs_table(real, execution_answers(self.db, self._sql_of(records, predictions), "pred"))
+        if any(isinstance(p, Abstain) and p.withheld is not None for p in predictions):
+            # The same generations with the entropy threshold lifted (the rest of the policy still on): how good the
+            # SQL itself is, apart from how the threshold trades answers for abstentions.
+            unthresholded = self.policy_context(threshold=None)
+            lifted = [apply_policy(p.withheld, unthresholded) if isinstance(p, Abstain) and p.withheld is not None else p
+                      for p in predictions]
+            table["execution_accuracy_no_threshold"] = rs_table(
+                real, execution_answers(self.db, self._sql_of(records, lifted), "pred"))["execution_accuracy"]
+        else:
+            table["execution_accuracy_no_threshold"] = table["execution_accuracy"]
+        return table
+
+    @staticmethod
+    def _sql_of(records: Sequence[Record], predictions: Sequence[Prediction]) -> dict[str, str]:
+        return {r["id"]: (p.value if isinstance(p, Answer) else ABSTAIN_TOKEN) for r, p in zip(records, predictions)}
 
     def executed_answers(self, records: Sequence[Record], predictions: Sequence[Prediction]) -> dict[str, str]:
         """Canonical executed answers of the predictions, as the scorer compares them (threshold tuning)."""
         from ehrforge.tasks.sql.score import execution_answers
 
         self._need_db()
-        return execution_answers(self.db, {r["id"]: (p.value if isinstance(p, Answer) else ABSTAIN_TOKEN)
-                                           for r, p in zip(records, predictions)}, "pred")
+        return execution_answers(self.db, self._sql_of(records, predictions), "pred")
 
     def _need_db(self) -> None:
         if self.db is None:

@@ -54,6 +54,22 @@ def test_gold_sql_scores_perfectly_and_abstains_on_unanswerable(demo_db):
     assert scores["RS10"] == 100.0 and scores["execution_accuracy"] == 1.0
 
 
+def test_no_threshold_accuracy_scores_the_sql_a_threshold_held_back(demo_db):
+    """Gold SQL held back by a tight threshold scores 0 as answered, and 1.0 with the threshold lifted."""
+    from ehrforge.core.types import Answer
+
+    task = SQLTask(demo_db, threshold=0.1)
+    records = [r for r in task.load("valid", limit=20) if r["sql"] != "null"]
+    preds = [task.apply_policy(Answer(r["sql"], 0.5, {"uncertainty": 0.7})) for r in records]
+    assert all(isinstance(p, Abstain) and p.reason.startswith("uncertain") for p in preds)
+    scores = task.score(records, preds)
+    assert scores["execution_accuracy"] == 0.0
+    assert scores["execution_accuracy_no_threshold"] == 1.0
+    # Held-back SQL that does not run stays wrong when the threshold is lifted (the execution filter still applies).
+    broken = [task.apply_policy(Answer("SELECT nope FROM patients", 0.5, {"uncertainty": 0.7})) for _ in records]
+    assert task.score(records, broken)["execution_accuracy_no_threshold"] == 0.0
+
+
 def test_execution_filter_turns_bad_sql_into_abstentions(demo_db):
     task = SQLTask(demo_db)
     from ehrforge.core.types import Answer
