@@ -261,7 +261,8 @@ def main() -> None:
     parser.add_argument("--mix", choices=["sequential", "joint"], default="sequential",
                         help="synthetic_plus_real: fine-tune the synthetic model on real (sequential) or train on both")
     parser.add_argument("--real-epochs", type=float, default=2.0, help="epochs for the real-only baseline")
-    parser.add_argument("--relation-notes", type=int, default=150, help="synthetic notes the relation classifier trains on")
+    parser.add_argument("--relation-notes", type=int, default=600,
+                        help="synthetic notes the relation classifier trains on (150 learned no relation: F1 0.00; 600: 0.71, ~100 s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 1 is fastest on a shared, busy CPU")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temp dir, removed afterwards)")
