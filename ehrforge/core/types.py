@@ -53,8 +53,9 @@ class Abstain:
     reason: str
     confidence: float = 0.0
     #: the answer a decision threshold held back (kept in memory for scoring "what if we had answered"; never
-    #: shown to a user: ``reply_from_prediction`` and the server read only reason and confidence)
-    withheld: Any = field(default=None, repr=False, compare=False)
+    #: shown to a user: ``reply_from_prediction`` and the server read only reason and confidence). Keyword-only, so
+    #: subclasses (e.g. fhirqa's SelectionAbstain) keep their positional fields.
+    withheld: Any = field(default=None, repr=False, compare=False, kw_only=True)
 
     def __bool__(self) -> bool:  # so `if prediction:` reads as "did it answer?"
         return False
