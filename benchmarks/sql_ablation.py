@@ -43,6 +43,11 @@ TRAINED = {
 }
 
 
+def engine_suffix(engine: str) -> str:
+    """What an arm's name carries for a non-reference engine: figures compare only within one engine."""
+    return "" if engine == "transformers" else f" [{engine}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/ehrsql2024/v1.0")
@@ -83,7 +88,7 @@ def main() -> None:
     arms = report.setdefault("arms", {})
     wanted = set(args.arms) if args.arms else None
     load = LoadOptions(dtype=args.dtype, batch_size=args.batch_size, engine=args.engine)
-    suffix = "" if args.engine == "transformers" else f" [{args.engine}]"  # figures from one engine compare with each other
+    suffix = engine_suffix(args.engine)
 
     def score(backend, options) -> dict:
         for name, value in options.items():
@@ -178,7 +183,7 @@ def plot(arms: dict, out: Path) -> None:
             ax.annotate(name, (0, arm["execution_accuracy"]), fontsize=7, va="bottom")
         else:
             xs = [0] + [p["examples_seen"] for p in arm["curve"]]
-            engine = "" if arm.get("engine", "transformers") == "transformers" else f" [{arm['engine']}]"
+            engine = engine_suffix(arm.get("engine", "transformers"))
             zero = arms.get(f"zero-shot compact k={arm['prompt_options']['k']}{engine}", {}).get("execution_accuracy")
             ys = [zero] + [p["execution_accuracy"] for p in arm["curve"]]
             if zero is None:

@@ -258,17 +258,15 @@ class SQLTask(Task):
 
         self._need_db()
         real = self.gold_answers(records)
-        table = rs_table(real, execution_answers(self.db, self._sql_of(records, predictions), "pred"))
-        if any(isinstance(p, Abstain) and p.withheld is not None for p in predictions):
-            # The same generations with the entropy threshold lifted (the rest of the policy still on): how good the
-            # SQL itself is, apart from how the threshold trades answers for abstentions.
-            unthresholded = self.policy_context(threshold=None)
-            lifted = [apply_policy(p.withheld, unthresholded) if isinstance(p, Abstain) and p.withheld is not None else p
-                      for p in predictions]
-            table["execution_accuracy_no_threshold"] = rs_table(
-                real, execution_answers(self.db, self._sql_of(records, lifted), "pred"))["execution_accuracy"]
-        else:
-            table["execution_accuracy_no_threshold"] = table["execution_accuracy"]
+        pred = execution_answers(self.db, self._sql_of(records, predictions), "pred")
+        table = rs_table(real, pred)
+        # The same generations with the entropy threshold lifted (the rest of the policy still on): how good the SQL
+        # itself is, apart from how the threshold trades answers for abstentions. Only held-back SQL runs again.
+        held = [(r, p.withheld) for r, p in zip(records, predictions) if isinstance(p, Abstain) and p.withheld is not None]
+        unthresholded = self.policy_context(threshold=None)
+        lifted = [apply_policy(withheld, unthresholded) for _, withheld in held]
+        lifted_answers = execution_answers(self.db, self._sql_of([r for r, _ in held], lifted), "pred")
+        table["execution_accuracy_no_threshold"] = rs_table(real, {**pred, **lifted_answers})["execution_accuracy"]
         return table
 
     @staticmethod
