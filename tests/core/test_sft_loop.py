@@ -127,6 +127,23 @@ def test_gradient_checkpointing_trains_the_same_adapter_shape(tiny_model_dir, tm
     assert meta["trained_tokens"] > 0 and meta["longest_example_tokens"] <= 1024
 
 
+def test_checkpointing_one_layer_in_two_trains_as_without_it(tiny_model_dir, tmp_path):
+    """The default (recompute one decoder layer in two) changes memory, not the optimisation: same losses."""
+    import json
+
+    task = LongTask()
+    losses = {}
+    for name, checkpointing in {"off": {"gradient_checkpointing": False},
+                                "half": {"gradient_checkpointing": True, "checkpoint_every": 2}}.items():
+        out = train_sft(task, task.load("train"), str(tiny_model_dir), tmp_path / name,
+                        SFTSettings(max_steps=2, batch_size=2, save_steps=100, logging_steps=1, dtype="float32",
+                                    **checkpointing))
+        meta = json.loads((out / "ehrforge_model.json").read_text())
+        losses[name] = [row["loss"] for row in meta["log_history"] if "loss" in row]
+    assert len(losses["off"]) == 2
+    assert losses["half"] == pytest.approx(losses["off"], rel=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_lean_rms_norm_matches_the_model_own_norm(tiny_model_dir, dtype):
     import torch
