@@ -479,15 +479,12 @@ def demo(
     from ehrforge.core.io import atomic_write_json
     from ehrforge.core.progress import console
     from ehrforge.core.report import metrics_table
-    from ehrforge.core.sft import ALL_LINEAR_LAYERS
     from ehrforge.tasks import Capability, tasks_with
 
     start = time.perf_counter()
     _writable(json_out, "--json")
-    # LoRA on every linear layer at lr 2e-4: the dev ablation's trained arm (benchmarks/results/sql_ablation.json,
-    # docs/sql.md); lr 1e-3 collapsed to 0 % in the probe.
-    cfg = _config(config, [f"sft.max_steps={steps}", "sft.learning_rate=2e-4", "sft.max_seq_len=1024", "sft.lora_r=16",
-                           "sft.lora_alpha=32", f"sft.lora_target_modules=[{','.join(ALL_LINEAR_LAYERS)}]", *(set_ or [])],
+    # The LoRA shape and learning rate are the task's own (Task.sft_defaults, from its dev ablation); the demo sets the length.
+    cfg = _config(config, [f"sft.max_steps={steps}", *(set_ or [])],
                   task=task, model=model, output_dir=out, max_new_tokens=max_new_tokens)
     cfg.data.train_limit = cfg.data.train_limit or train_limit
     cfg.data.valid_limit = cfg.data.valid_limit or valid_limit

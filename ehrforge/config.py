@@ -15,7 +15,7 @@ from ehrforge.core.grpo import GRPOSettings
 from ehrforge.core.settings import Settings, problems_of
 from ehrforge.core.sft import SFTSettings
 from ehrforge.errors import ConfigError, closest
-from ehrforge.tasks import DEFAULT_TASK, option_problems, task_names
+from ehrforge.tasks import DEFAULT_TASK, option_problems, task_class, task_names
 
 
 class DataSettings(Settings):
@@ -124,12 +124,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         data = loaded
     data.update({k: v for k, v in fields.items() if v is not None})
     problems += apply_overrides(data, overrides or [])
+    task = data.get("task", DEFAULT_TASK)
+    if isinstance(task, str) and task in task_names() and isinstance(data.get("sft", {}), dict):
+        # the recipe's own SFT settings fill only what the file and --set left unsaid
+        data["sft"] = {**task_class(task).sft_defaults, **data.get("sft", {})}
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         problems += problems_of(exc)
         config = None
-    task = data.get("task", DEFAULT_TASK)
     if isinstance(task, str) and task in task_names() and isinstance(data.get("task_options", {}), dict):
         problems += option_problems(task, data.get("task_options", {}))
     if problems or config is None:

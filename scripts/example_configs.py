@@ -23,11 +23,11 @@ HEADER = """# Every setting of an ehrforge run for the {task} task, with its def
 
 
 def render(task: str) -> str:
-    from ehrforge.config import RunConfig
+    from ehrforge.config import load_config
     from ehrforge.tasks import task_class
 
     options = task_class(task).Options()
-    data = RunConfig(task=task).model_dump(mode="json")
+    data = load_config(task=task).model_dump(mode="json")  # with the task's own sft_defaults, as a run gets them
     data["task_options"] = options.model_dump(mode="json")
     first = next(iter(type(options).model_fields))
     return HEADER.format(task=task, first=first) + yaml.safe_dump(data, sort_keys=False)

@@ -89,6 +89,8 @@ class Task(ABC):
     ask_fields: ClassVar[dict[str, str]] = {}
     #: training stages a task offers; GRPO is offered whenever the task has rewards
     training_stages: ClassVar[tuple[str, ...]] = ("sft", "grpo")
+    #: the recipe's measured SFT settings (``sft:`` keys), applied beneath the YAML file and ``--set``
+    sft_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **options: Any) -> None:
         self.options = build(self.Options, options, prefix="task_options.", hint=self.options_hint())

@@ -9,6 +9,18 @@ def test_defaults_and_overrides():
     assert cfg.sft.max_steps == 7 and cfg.task_options["entropy"] == "mean" and cfg.data.train_limit == 10
 
 
+def test_task_sft_defaults_sit_beneath_the_file_and_set(tmp_path):
+    from ehrforge.core.sft import SFTSettings
+    from ehrforge.tasks import task_class
+
+    assert load_config(task="sql").sft.max_seq_len == task_class("sql").sft_defaults["max_seq_len"] != SFTSettings().max_seq_len
+    assert load_config(task="classify").sft.lora_r == SFTSettings().lora_r  # a task without its own keeps the core's
+    run = tmp_path / "run.yaml"
+    run.write_text("task: sql\nsft:\n  lora_r: 4\n")
+    cfg = load_config(run, ["sft.max_seq_len=512"])
+    assert (cfg.sft.lora_r, cfg.sft.max_seq_len, cfg.sft.lora_alpha) == (4, 512, task_class("sql").sft_defaults["lora_alpha"])
+
+
 def test_every_problem_listed_at_once():
     with pytest.raises(ConfigError) as info:
         load_config(overrides=["task=sqll", "sft.learning_rate=5", "sft.bogus=1", "grpo.beta=-1", "oops"])

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from ehrforge.core.sft import ALL_LINEAR_LAYERS
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer, Generation, Message, Prediction
 from ehrforge.core.settings import finite
 from ehrforge.errors import DatabaseError
@@ -59,9 +60,10 @@ class SQLOptions(TaskOptions):
     self_training: bool = True
     #: system prompt: "compact" (instruction only, the student's) or "schema" (with the full schema, zero-shot)
     prompt: Literal["schema", "compact"] = "compact"
-    #: retrieved demonstrations (train question -> SQL) shown before the question; 0 = none. 1 by default: every
-    #: EHRSQL training example then fits sft.max_seq_len=1024 (k=3: 17 % do not) at half the tokens per step
-    k: int = Field(1, ge=0, le=16)
+    #: retrieved demonstrations (train question -> SQL) shown before the question; 0 = none. 3 by default: best on
+    #: dev both zero-shot and trained (docs/sql.md, benchmarks/results/sql_ablation.json); a k=3 training example is
+    #: up to ~1,300 tokens, hence the task's sft.max_seq_len of 2048
+    k: int = Field(3, ge=0, le=16)
     max_rows: int = Field(1000, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=600)
 
@@ -78,6 +80,10 @@ class SQLTask(Task):
     # gold SQL in SmolLM2 tokens (EHRSQL v1.0 train): median 109, p90 296, p99 368, max 397 (benchmarks/sql_budget.py)
     default_max_new_tokens = 384
     Options = SQLOptions
+    #: the dev ablation's trained arm (docs/sql.md): LoRA on every linear layer, r16, lr 2e-4 (lr 1e-3 collapsed to
+    #: 0 % in the issue's probe); sequences up to 2048 tokens for k=3 demonstrations
+    sft_defaults = {"learning_rate": 2e-4, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": list(ALL_LINEAR_LAYERS),
+                    "max_seq_len": 2048}
     capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO, Capability.RETRIEVAL})
 
     def __init__(self, db: str | Path | None = None, **options: Any) -> None:
