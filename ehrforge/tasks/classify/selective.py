@@ -25,7 +25,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ehrforge.tasks.classify.tables import POSITIVE
+from ehrforge.core.types import Answer
+from ehrforge.tasks.classify.tables import NEGATIVE, POSITIVE
 from ehrforge.tasks.classify.task import precision_recall_f1
 
 Record = dict[str, Any]
@@ -215,3 +216,50 @@ def errors_found(records: Sequence[Record], order: Sequence[int], budget: int, g
 
 def positive_share(records: Sequence[Record], field: str = "label") -> float:
     return sum(r.get(field) == POSITIVE for r in records) / len(records) if records else 0.0
+
+
+# -- decision threshold -------------------------------------------------------------------------------------------------
+# A classifier trained on a teacher that says "yes" to look-alikes inherits that prior: at the argmax rule (P >= 0.5)
+# it can call every table an SoE. The same gold dev set that chooses the filter chooses the operating point.
+
+
+def positive_probability(prediction: Any, positive: str = POSITIVE) -> float | None:
+    """P(positive) from an ``Answer(label, confidence)`` of a two-label classifier; None for an abstention.
+
+    >>> from ehrforge.core.types import Abstain, Answer
+    >>> positive_probability(Answer("soe", 0.8)), positive_probability(Answer("other", 0.8)), positive_probability(Abstain("x", 0.1))
+    (0.8, 0.19999999999999996, None)
+    """
+    if not isinstance(prediction, Answer):
+        return None
+    confidence = float(prediction.confidence)
+    return confidence if prediction.value == positive else 1.0 - confidence
+
+
+def decision_threshold(p_positive: Sequence[float | None], gold: Sequence[str], positive: str = POSITIVE) -> float:
+    """The threshold on P(positive) that maximises positive-class F1 on gold-labelled dev rows: a midpoint between
+    two observed probabilities (never an observed value), 0.5 (the argmax rule) among the candidates and preferred on
+    ties, then the candidate nearest 0.5.
+
+    >>> decision_threshold([0.95, 0.9, 0.8, 0.7, 0.2], ["soe", "soe", "soe", "other", "other"])
+    0.75
+    >>> decision_threshold([0.9, 0.1], ["soe", "other"])
+    0.5
+    """
+    seen = sorted({p for p in p_positive if p is not None})
+    candidates = {0.5} | {(lo + hi) / 2 for lo, hi in zip(seen, seen[1:])}
+
+    def f1_at(threshold: float) -> float:
+        return precision_recall_f1(gold, apply_threshold(p_positive, threshold, positive), positive)["f1"]
+
+    return max(sorted(candidates), key=lambda t: (round(f1_at(t), 12), -abs(t - 0.5)))
+
+
+def apply_threshold(p_positive: Sequence[float | None], threshold: float, positive: str = POSITIVE,
+                    negative: str = NEGATIVE) -> list[str | None]:
+    """Labels at a decision threshold; an abstention (None) stays None.
+
+    >>> apply_threshold([0.9, 0.4, None], 0.5)
+    ['soe', 'other', None]
+    """
+    return [None if p is None else positive if p >= threshold else negative for p in p_positive]

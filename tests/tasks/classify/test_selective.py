@@ -101,3 +101,17 @@ def test_review_order_puts_likely_teacher_errors_first(labelled):
     random_orders = [random.Random(s).sample(left, len(left)) for s in range(20)]
     random_mean = sum(selective.errors_found(train, o, budget) for o in random_orders) / len(random_orders)
     assert selective.errors_found(train, order, budget) > random_mean
+
+
+def test_dev_threshold_undoes_an_inherited_yes_prior():
+    """A student of a yes-leaning teacher puts every table above 0.5; the dev threshold separates them again, and
+    is a midpoint, never an observed probability (a test row at exactly that value would flip by luck)."""
+    from ehrforge.core.types import Abstain, Answer
+
+    dev = [Answer("soe", 0.9), Answer("soe", 0.85), Answer("soe", 0.62), Answer("soe", 0.6), Abstain("no yes/no", 0.0)]
+    gold = ["soe", "soe", "other", "other", "soe"]
+    p = [selective.positive_probability(x) for x in dev]
+    threshold = selective.decision_threshold(p, gold)
+    assert 0.62 < threshold < 0.85 and threshold not in p
+    assert selective.apply_threshold(p, threshold) == ["soe", "soe", "other", "other", None]
+    assert selective.decision_threshold(p, gold) == selective.decision_threshold(list(reversed(p)), list(reversed(gold)))
