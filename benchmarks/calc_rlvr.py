@@ -228,11 +228,20 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
         section.setdefault("arms", {})[arm] = entry
 
     zero_std: dict[str, list[float]] = {"sft+grpo": [], "grpo_only": []}
-    timed("eval_base", lambda: evaluate_arm("base", base))
-    sft_dir = timed("train_sft", lambda: train_sft(task, train, base, work / f"{mode}_sft", sft_cfg))
-    timed("eval_sft", lambda: evaluate_arm("sft", str(sft_dir)))
+    arms = set(args.arms.split(","))
+    if "base" in arms:
+        timed("eval_base", lambda: evaluate_arm("base", base))
+    if args.sft_from and not small:  # a warm-up trained by an earlier run of this script, with its own settings
+        sft_dir = Path(args.sft_from)
+        section["sft"] = {"reused": str(sft_dir), **json.loads((sft_dir / "ehrforge_model.json").read_text()).get("sft", {})}
+    else:
+        sft_dir = timed("train_sft", lambda: train_sft(task, train, base, work / f"{mode}_sft", sft_cfg))
+    if "sft" in arms:
+        timed("eval_sft", lambda: evaluate_arm("sft", str(sft_dir)))
     grpo_train = train[len(train) // 2 :] if not small else train  # GRPO prompts: the half SFT saw last
     for arm, start_from in (("sft+grpo", str(sft_dir)), ("grpo_only", base)):
+        if arm not in arms:
+            continue
         out = timed(
             f"train_{arm}",
             lambda arm=arm, start_from=start_from: train_grpo(
@@ -253,7 +262,8 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
         png = Path(out) / "reward_curve.png"
         if png.exists():
             suffix = "" if (mode, arm) == ("tool", "sft+grpo") else f"_{mode}_{arm.replace('+', '_')}"
-            shutil.copyfile(png, RESULTS / f"calc_rlvr_reward_curve{suffix}.png")
+            tag = f"_{args.tag}" if args.tag else ""
+            shutil.copyfile(png, RESULTS / f"calc_rlvr{tag}_reward_curve{suffix}.png")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -288,6 +298,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--eval-split", default="test", choices=["test", "valid"], help="valid for tuning runs")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out-dir", default="", help="where adapters go (default: a temp dir)")
+    ap.add_argument("--arms", default="base,sft,sft+grpo,grpo_only", help="comma-separated arms to run and score")
+    ap.add_argument("--sft-from", default="", help="tool mode: reuse this SFT adapter folder (an earlier run's "
+                    "<out-dir>/tool_sft) instead of training one, e.g. to try more GRPO steps on the same warm-up")
     args = ap.parse_args(argv)
 
     import torch
