@@ -38,6 +38,7 @@ from ehrforge.tasks.calc.calculators import CALCULATORS
 from ehrforge.tasks.calc.task import CalcTask
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ARMS = ("base", "sft", "sft+grpo", "grpo_only")
 
 
 def bf16_ok() -> bool:
@@ -298,10 +299,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--eval-split", default="test", choices=["test", "valid"], help="valid for tuning runs")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out-dir", default="", help="where adapters go (default: a temp dir)")
-    ap.add_argument("--arms", default="base,sft,sft+grpo,grpo_only", help="comma-separated arms to run and score")
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to run and score")
     ap.add_argument("--sft-from", default="", help="tool mode: reuse this SFT adapter folder (an earlier run's "
                     "<out-dir>/tool_sft) instead of training one, e.g. to try more GRPO steps on the same warm-up")
     args = ap.parse_args(argv)
+    unknown = set(args.arms.split(",")) - set(ARMS)
+    if unknown:
+        ap.error(f"--arms: unknown {', '.join(sorted(unknown))}; choose from {','.join(ARMS)}")
 
     import torch
 

@@ -49,9 +49,8 @@ from ehrforge.core.label import label_records
 from ehrforge.core.types import Abstain, Answer
 from ehrforge.tasks.classify import selective
 from ehrforge.tasks.classify.seqcls import SeqClsBackend, SeqClsConfig
-from ehrforge.tasks.classify.task import precision_recall_f1
 from ehrforge.tasks.classify.simulated_teacher import RealisticTeacher
-from ehrforge.tasks.classify.task import ClassifyTask
+from ehrforge.tasks.classify.task import ClassifyTask, precision_recall_f1
 
 STAND_IN = "simulated teacher (stand-in)"
 
@@ -212,12 +211,11 @@ def main() -> None:
     # The same rows at a decision threshold on P(SoE) chosen on the gold dev split (the split that already chooses the
     # filter): a student of a teacher that says "yes" to look-alikes inherits its prior at the argmax rule.
     at_dev_threshold = {}
+    dev_gold, test_gold = [task.reference(r) for r in dev], [task.reference(r) for r in test]
     for name, (dev_preds, test_preds) in predictions.items():
-        threshold = selective.decision_threshold([selective.positive_probability(p) for p in dev_preds],
-                                                 [task.reference(r) for r in dev])
+        threshold = selective.decision_threshold([selective.positive_probability(p) for p in dev_preds], dev_gold)
         labels = selective.apply_threshold([selective.positive_probability(p) for p in test_preds], threshold)
-        at_dev_threshold[name] = {**precision_recall_f1([task.reference(r) for r in test], labels),
-                                  "threshold": round(threshold, 6)}
+        at_dev_threshold[name] = {**precision_recall_f1(test_gold, labels), "threshold": round(threshold, 6)}
     f1_thr = {k: round(v["f1"], 4) for k, v in at_dev_threshold.items()}
 
     real = real_model_rows(task, test, args.real_n, work, clock) if args.real_n > 0 else None

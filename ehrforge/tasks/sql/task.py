@@ -62,7 +62,7 @@ class SQLOptions(TaskOptions):
     prompt: Literal["schema", "compact"] = "compact"
     #: retrieved demonstrations (train question -> SQL) shown before the question; 0 = none. 3 by default: best on
     #: dev both zero-shot and trained (docs/sql.md, benchmarks/results/sql_ablation.json); a k=3 training example is
-    #: up to ~1,300 tokens, hence the task's sft.max_seq_len of 2048
+    #: a median 669 tokens and up to 1,740 in the demo, hence the task's sft.max_seq_len of 2048
     k: int = Field(3, ge=0, le=16)
     max_rows: int = Field(1000, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=600)
