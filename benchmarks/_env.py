@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
-from _machine import cpu_model
+from benchmarks._machine import cpu_model
 
 
 def device_info() -> dict:

@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _env import device_info  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._env import device_info  # noqa: E402
 
 ZERO_SHOT = {
     "zero-shot schema k=0": {"prompt": "schema", "k": 0},
@@ -28,7 +28,6 @@ ZERO_SHOT = {
     "zero-shot compact k=2": {"prompt": "compact", "k": 2},
     "zero-shot compact k=3": {"prompt": "compact", "k": 3},
 }
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ehrforge.core.sft import ALL_LINEAR_LAYERS, ATTENTION_LAYERS  # noqa: E402
 
 ATTN, ALL_LINEAR = list(ATTENTION_LAYERS), list(ALL_LINEAR_LAYERS)

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _env import device_info  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._env import device_info  # noqa: E402
 
 from ehrforge.config import load_config  # noqa: E402
 from ehrforge.core.io import atomic_write_json  # noqa: E402

@@ -218,7 +218,7 @@ def serve_arm(clients: int, requests: int, queue_size: int) -> dict:
 
 
 def machine() -> dict:
-    from _env import device_info
+    from benchmarks._env import device_info
 
     info = device_info()
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
