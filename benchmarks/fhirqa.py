@@ -120,6 +120,34 @@ def choose_patients(ids: list[str], n_test: int, n_dev: int) -> tuple[list[str],
     return sorted(ranked[:n_test]), sorted(ranked[n_test : n_test + n_dev]), sorted(ranked[n_test + n_dev :])
 
 
+def patient_split(args: argparse.Namespace, workdir: Path) -> dict:
+    """The benchmark's questions: test and dev from Synthea patients no model trains on, train from the other
+    Synthea patients plus ``args.n_generated`` generated ones (written under ``workdir``). Shared with
+    ``fhirqa_ablation.py`` so ablations choose settings on exactly this dev split."""
+    from ehrforge.tasks.fhirqa.fhir_load import load_fhir
+    from ehrforge.tasks.fhirqa.patients import write_patients
+    from ehrforge.tasks.fhirqa.synth import _balanced_sample, patient_questions, patient_record
+
+    real = load_fhir(SHARED_FHIR, report=False)
+    test_pids, dev_pids, train_real = choose_patients(real.patient_ids, args.test_patients, args.dev_patients)
+    gen_dir = workdir / "generated"
+    write_patients(gen_dir, args.n_generated, seed=0)
+    generated = load_fhir(gen_dir, report=False)
+
+    def questions(store, pids):
+        out = []
+        for pid in pids:
+            out += patient_questions(pid, patient_record(store, pid), max_candidates=args.max_candidates, seed=0)
+        return out
+
+    test = _balanced_sample(questions(real, test_pids), args.n_test, seed=1)
+    dev = _balanced_sample(questions(real, dev_pids), args.n_dev, seed=2)
+    train = _balanced_sample(questions(real, train_real) + questions(generated, generated.patient_ids), args.n_train, seed=4)
+    assert not ({r["patient_id"] for r in train} & {r["patient_id"] for r in test + dev})
+    return {"test": test, "dev": dev, "dev_decoder": _balanced_sample(dev, args.n_dev_decoder, seed=3), "train": train,
+            "test_patients": test_pids, "dev_patients": dev_pids, "train_real_patients": train_real}
+
+
 def with_selection(records: list[dict], selections: list[list[str]]) -> list[dict]:
     """Training records for the answer student whose input is what a selector picked (gold answer kept)."""
     out = []
@@ -184,15 +212,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-dev", type=int, default=48, help="dev questions for BM25 / cross-encoder thresholds")
     ap.add_argument("--n-dev-decoder", type=int, default=12, help="dev questions for decoder thresholds (costly)")
     ap.add_argument("--n-train", type=int, default=600, help="training questions for the cross-encoder")
-    ap.add_argument("--ce-epochs", type=float, default=0.6, help="cross-encoder epochs (0.6 of 600 questions x 8 pairs = 90 steps of 32)")
+    ap.add_argument("--ce-epochs", type=float, default=2.0, help="cross-encoder epochs (2 of 600 questions x 8 pairs = 300 steps of 32; "
+                    "chosen on the dev patients: benchmarks/results/fhirqa_ablation.json)")
     ap.add_argument("--min-ce-steps", type=int, default=30, help="fewest steps of any cross-encoder (small curve points)")
     ap.add_argument("--sizes", default="100", help="extra cross-encoder curve points (questions); half and all are always there")
-    ap.add_argument("--n-train-answer", type=int, default=64, help="answer-student SFT examples")
+    ap.add_argument("--n-train-answer", type=int, default=256, help="answer-student SFT questions (chosen on the dev patients: fhirqa_ablation.json)")
     ap.add_argument("--n-train-select-decoder", type=int, default=20, help="questions (x candidates pairs) for the sequential task-1 stage")
     ap.add_argument("--max-candidates", type=int, default=8)
     ap.add_argument("--n-selfeval", type=int, default=12)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate of the decoder students")
+    ap.add_argument("--max-new-tokens", type=int, default=96, help="answer budget: 10 %% of gold answers exceed 48 tokens, <1 %% exceed 80")
     ap.add_argument("--threads", type=int, default=1, help="torch/CT2 threads (1 is faster on a shared 2-core box)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--workdir", default=None)
@@ -205,11 +234,9 @@ def main(argv: list[str] | None = None) -> dict:
     from ehrforge.core.sft import SFTSettings
     from ehrforge.tasks.fhirqa.bm25 import BM25Relevance
     from ehrforge.tasks.fhirqa.cross_encoder import CrossEncoderRelevance, train_cross_encoder
-    from ehrforge.tasks.fhirqa.fhir_load import load_fhir
-    from ehrforge.tasks.fhirqa.patients import write_patients
     from ehrforge.tasks.fhirqa.relevance import RelevancePipeline, relevance_pairs
     from ehrforge.tasks.fhirqa.selfeval import self_evaluation
-    from ehrforge.tasks.fhirqa.synth import _balanced_sample, patient_questions, patient_record
+    from ehrforge.tasks.fhirqa.synth import _balanced_sample
     from ehrforge.tasks.fhirqa.training import train_subtask
 
     torch.set_num_threads(args.threads)
@@ -230,24 +257,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # -- data: patient-level split -----------------------------------------------------------------------------
     start = time.perf_counter()
-    real = load_fhir(SHARED_FHIR, report=False)
-    test_pids, dev_pids, train_real = choose_patients(real.patient_ids, args.test_patients, args.dev_patients)
-    gen_dir = workdir / "generated"
-    write_patients(gen_dir, args.n_generated, seed=0)
-    generated = load_fhir(gen_dir, report=False)
-
-    def questions(store, pids):
-        out = []
-        for pid in pids:
-            out += patient_questions(pid, patient_record(store, pid), max_candidates=args.max_candidates, seed=0)
-        return out
-
-    test = _balanced_sample(questions(real, test_pids), args.n_test, seed=1)
-    dev_all = _balanced_sample(questions(real, dev_pids), args.n_dev, seed=2)
-    dev_decoder = _balanced_sample(dev_all, args.n_dev_decoder, seed=3)
-    pool = questions(real, train_real) + questions(generated, generated.patient_ids)
-    train = _balanced_sample(pool, args.n_train, seed=4)
-    assert not ({r["patient_id"] for r in train} & {r["patient_id"] for r in test + dev_all})
+    split = patient_split(args, workdir)
+    test, dev_all, dev_decoder, train = split["test"], split["dev"], split["dev_decoder"], split["train"]
+    test_pids, dev_pids, train_real = split["test_patients"], split["dev_patients"], split["train_real_patients"]
     lap("data_s", start)
     log(f"data: {len(train)} train / {len(dev_all)} dev / {len(test)} test questions; test patients {len(test_pids)}")
 
