@@ -142,9 +142,10 @@ def patient_split(args: argparse.Namespace, workdir: Path) -> dict:
 
     test = _balanced_sample(questions(real, test_pids), args.n_test, seed=1)
     dev = _balanced_sample(questions(real, dev_pids), args.n_dev, seed=2)
-    train = _balanced_sample(questions(real, train_real) + questions(generated, generated.patient_ids), args.n_train, seed=4)
-    assert not ({r["patient_id"] for r in train} & {r["patient_id"] for r in test + dev})
-    return {"test": test, "dev": dev, "dev_decoder": _balanced_sample(dev, args.n_dev_decoder, seed=3), "train": train,
+    pool = questions(real, train_real) + questions(generated, generated.patient_ids)
+    train = _balanced_sample(pool, args.n_train, seed=4)
+    assert not ({r["patient_id"] for r in pool} & {r["patient_id"] for r in test + dev})
+    return {"test": test, "dev": dev, "dev_decoder": _balanced_sample(dev, args.n_dev_decoder, seed=3), "train": train, "pool": pool,
             "test_patients": test_pids, "dev_patients": dev_pids, "train_real_patients": train_real}
 
 

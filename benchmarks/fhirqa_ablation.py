@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-test", type=int, default=110)
     ap.add_argument("--n-dev", type=int, default=48)
     ap.add_argument("--n-dev-decoder", type=int, default=12)
-    ap.add_argument("--n-train", type=int, default=600, help="training questions (an arm's n_train may ask for more)")
+    ap.add_argument("--n-train", type=int, default=600, help="training questions (an arm's n_train may ask for others)")
     ap.add_argument("--max-candidates", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--ce-arms", default=CE_ARMS)
@@ -82,9 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         base = str(make_tiny_chat_model(workdir / "tiny"))
     ce_arms, answer_arms = parse_arms(args.ce_arms), parse_arms(args.answer_arms)
-    wanted = max([args.n_train] + [int(a.get("n_train", 0)) for a in ce_arms])
-    split = patient_split(argparse.Namespace(**{**vars(args), "n_train": wanted}), workdir)
-    dev, pool = split["dev"], split["train"]
+    split = patient_split(args, workdir)
+    dev, pool = split["dev"], split["pool"]  # the same seeded draw as the benchmark: n_train=600 is its training set
     ids = [[c["id"] for c in r["candidates"]] for r in dev]
     gold = [r["relevant_ids"] for r in dev]
     items = [(r["question"], [c["line"] for c in r["candidates"]]) for r in dev]
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     ce_rows = []
     for i, arm in enumerate(ce_arms):
         n = int(arm.get("n_train", args.n_train))
-        train = pool if n >= len(pool) else _balanced_sample(pool, n, seed=4)
+        train = _balanced_sample(pool, n, seed=4)
         kwargs = {k: (int(v) if k in ("frozen_layers", "max_steps", "batch_size") else v) for k, v in arm.items() if k != "n_train"}
         start = time.perf_counter()
         folder = train_cross_encoder(relevance_pairs(train), workdir / f"ce-{i}", **kwargs)
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     answer_task = FHIRQATask("answer", max_candidates=args.max_candidates, max_new_tokens=args.max_new_tokens)
     answer_rows = []
-    answer_pool = _balanced_sample(pool, args.n_train, seed=4)
+    answer_pool = split["train"]
     for i, arm in enumerate(answer_arms):
         recs = [r for r in _balanced_sample(answer_pool, int(arm.get("n", 64)), seed=6) if r["relevant_ids"]]
         sft = SFTSettings(epochs=arm.get("epochs", 2.0), batch_size=4, learning_rate=arm.get("lr", 3e-4), lora_r=8, lora_alpha=16,
