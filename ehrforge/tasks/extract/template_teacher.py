@@ -198,13 +198,56 @@ def context_fragments(records: Iterable[dict[str, Any]], *, min_words: int = 4, 
     return out
 
 
+#: function words never used as unannotated neighbours (the templates already place them)
+_NEIGHBOUR_STOP = frozenset("""a an the of and or in on to for by with from at as is was were be been are that this
+these those than then their its his her our no not all any some each after before during into per via may might
+can could has have had did does who which when while but both either between plus also without against following
+due whereas""".split())
+
+
+def neighbour_words(records: Iterable[dict[str, Any]], *, min_count: int = 2, limit: int = 300) -> dict[str, dict[str, list[str]]]:
+    """Content words written right before / after an entity but *outside* its span, by label, most frequent first.
+
+    Real text qualifies a name with words the annotators leave out ("oral [prazosin]", "metastatic [renal cell
+    carcinoma]", "[cardiovascular disease] risk"). A student that only ever sees a name framed by the templates'
+    function words learns to swallow such a qualifier into the span; placing harvested ones next to names teaches
+    the boundary.
+
+    >>> rec = {"text": "Oral prazosin caused hypotension risk .", "entities": [
+    ...     {"start": 5, "end": 13, "label": "Chemical", "text": "prazosin"},
+    ...     {"start": 21, "end": 32, "label": "Disease", "text": "hypotension"}]}
+    >>> neighbour_words([rec, rec], min_count=2)
+    {'Chemical': {'before': ['oral'], 'after': ['caused']}, 'Disease': {'before': ['caused'], 'after': ['risk']}}
+    """
+    counts: dict[str, dict[str, Counter[str]]] = {}
+    for rec in records:
+        text = rec["text"]
+        spans = [(e["start"], e["end"]) for e in rec.get("entities", [])]
+        for ent in rec.get("entities", []):
+            sides = counts.setdefault(ent["label"], {"before": Counter(), "after": Counter()})
+            before = re.search(r"(\w+)\s+$", text[: ent["start"]])
+            after = re.match(r"\s+(\w+)", text[ent["end"] :])
+            for side, m, at in (("before", before, before and before.start(1)), ("after", after, after and ent["end"] + after.start(1))):
+                if not m:
+                    continue
+                word = m.group(1)
+                if at == 0 and word.istitle():
+                    word = word.lower()  # a qualifier that starts the sentence: "Oral prazosin"
+                inside = any(s <= at < e for s, e in spans)
+                if not inside and word.isalpha() and word.islower() and len(word) >= 3 and word not in _NEIGHBOUR_STOP:
+                    sides[side][word] += 1
+    return {label: {side: [w for w, n in c.most_common(limit) if n >= min_count] for side, c in sides.items()}
+            for label, sides in sorted(counts.items())}
+
+
 class TemplateTeacher:
     """A :class:`~ehrforge.core.backends.Backend` that answers synthesis prompts from templates (see module doc)."""
 
     name = "template-teacher"
 
     def __init__(self, lexicon: dict[str, Sequence[str]], *, seed: int = 0, contexts: Sequence[str] = (),
-                 variant_rate: float = 0.25) -> None:
+                 variant_rate: float = 0.25, neighbours: dict[str, dict[str, list[str]]] | None = None,
+                 neighbour_rate: float = 0.3) -> None:
         missing = [label for label in ("Chemical", "Disease") if not lexicon.get(label)]
         if missing:
             raise DataError(
@@ -215,14 +258,18 @@ class TemplateTeacher:
         self.seed = seed
         self.contexts = list(contexts)
         self.variant_rate = variant_rate
+        self.neighbours = neighbours or {}
+        self.neighbour_rate = neighbour_rate
         self.variants: Counter[str] = Counter()  # how many mentions were written as each kind of variant
 
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], *, seed: int = 0, context_fragments: bool = True,
-                     variant_rate: float = 0.25) -> TemplateTeacher:
+                     variant_rate: float = 0.25, neighbour_rate: float = 0.3) -> TemplateTeacher:
         records = list(records)
         contexts = globals()["context_fragments"](records) if context_fragments else []
-        return cls(lexicon_from_records(records), seed=seed, contexts=contexts, variant_rate=variant_rate)
+        neighbours = neighbour_words(records) if neighbour_rate > 0 else None
+        return cls(lexicon_from_records(records), seed=seed, contexts=contexts, variant_rate=variant_rate,
+                   neighbours=neighbours, neighbour_rate=neighbour_rate)
 
     @classmethod
     def from_conll(cls, paths: Sequence[str | Path], *, seed: int = 0) -> TemplateTeacher:
@@ -315,11 +362,29 @@ class TemplateTeacher:
                     slots.append((key, (start + len(full) + 2, start + len(full) + 2 + len(abbr))))
                     value = f"{full} ({abbr})"
                 else:
+                    before, value, after = self._neighbours(value, key[0] == "C", rng, sentence_start=not "".join(parts).strip())
+                    start += len(before)
                     slots.append((key, (start, start + len(value))))
+                    value = before + value + after
             parts.append(value)
             pos = m.end()
         parts.append(template[pos:])
         return "".join(parts), slots
+
+    def _neighbours(self, value: str, chemical: bool, rng: random.Random, *, sentence_start: bool) -> tuple[str, str, str]:
+        """(unannotated word before, the name, unannotated word after): now and then a harvested qualifier."""
+        sides = self.neighbours.get("Chemical" if chemical else "Disease", {})
+        before = after = ""
+        if sides.get("before") and rng.random() < self.neighbour_rate / 2:
+            word = rng.choice(sides["before"])
+            before = (word[0].upper() + word[1:] if sentence_start else word) + " "
+            if sentence_start and value[:1].isupper() and value[1:2].islower():
+                value = value[0].lower() + value[1:]  # the qualifier now starts the sentence, not the name
+            self.variants["unannotated_word_before"] += 1
+        if sides.get("after") and rng.random() < self.neighbour_rate / 2:
+            after = " " + rng.choice(sides["after"])
+            self.variants["unannotated_word_after"] += 1
+        return before, value, after
 
     def _variant(self, name: str, chemical: bool, rng: random.Random, *, sentence_start: bool) -> str | tuple[str, str]:
         """The name as written: usually as in the lexicon, sometimes a surface form the lexicon does not hold."""

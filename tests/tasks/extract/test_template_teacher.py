@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "core" / "serve")) 
 from ehrforge.core.io import read_jsonl
 from ehrforge.tasks.extract.conll import check_spans
 from ehrforge.tasks.extract.synth import RelationSpec, synthesize, teacher_prompt
-from ehrforge.tasks.extract.template_teacher import NEGATED_TEMPLATES, TemplateTeacher
+from ehrforge.tasks.extract.template_teacher import NEGATED_TEMPLATES, TemplateTeacher, neighbour_words
 
 LEXICON = {"Chemical": ["cisplatin", "lithium", "valproic acid", "haloperidol"],
            "Disease": ["acute renal failure", "seizures", "hepatic necrosis", "tardive dyskinesia"]}
@@ -67,6 +67,29 @@ def test_lexicon_variant_rate_zero_stays_inside_the_lexicon():
     known = {n for names in LEXICON.values() for n in names}
     known |= {k[0].upper() + k[1:] for k in known}  # a sentence starts with a capital
     assert {e["text"] for n in _notes(teacher, 60) for e in n["entities"]} <= known
+
+
+def test_unannotated_neighbour_words_sit_next_to_names_but_outside_their_spans():
+    neighbours = {"Chemical": {"before": ["oral"], "after": ["therapy"]}, "Disease": {"before": ["metastatic"], "after": ["risk"]}}
+    teacher = TemplateTeacher(LEXICON, seed=4, variant_rate=0.0, neighbours=neighbours, neighbour_rate=1.0)
+    notes = _notes(teacher, 80)
+    for note in notes:
+        assert check_spans(note) == []
+        for ent in note["entities"]:
+            assert not ent["text"].lower().startswith(("oral", "metastatic")) and not ent["text"].endswith(("therapy", "risk"))
+    text = " ".join(n["text"] for n in notes).lower()
+    for word in ("oral ", "metastatic ", " therapy", " risk"):
+        assert word in text
+    assert teacher.variants["unannotated_word_before"] > 0 and teacher.variants["unannotated_word_after"] > 0
+    plain = TemplateTeacher(LEXICON, seed=4, variant_rate=0.0, neighbours=neighbours, neighbour_rate=0.0)
+    assert "metastatic" not in " ".join(n["text"] for n in _notes(plain, 80)).lower()
+
+
+def test_neighbour_words_skip_function_words_and_words_inside_another_entity():
+    rec = {"text": "the cisplatin nephrotoxicity", "entities": [
+        {"start": 4, "end": 13, "label": "Chemical", "text": "cisplatin"},
+        {"start": 14, "end": 28, "label": "Disease", "text": "nephrotoxicity"}]}
+    assert neighbour_words([rec, rec]) == {"Chemical": {"before": [], "after": []}, "Disease": {"before": [], "after": []}}
 
 
 def test_synthesis_through_the_http_endpoint_equals_the_direct_call(tmp_path):
