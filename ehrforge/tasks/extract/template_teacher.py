@@ -354,7 +354,8 @@ class TemplateTeacher:
                         if name not in taken or len(pool) <= len(taken):
                             break
                     chosen[key] = name
-                value = self._variant(chosen[key], key[0] == "C", rng, sentence_start=not "".join(parts).strip())
+                at_start = not "".join(parts).strip()
+                value = self._variant(chosen[key], key[0] == "C", rng, sentence_start=at_start)
                 start = sum(len(p) for p in parts)
                 if isinstance(value, tuple):  # "full form (ABBR)": two annotated mentions of the same entity
                     full, abbr = value
@@ -362,7 +363,7 @@ class TemplateTeacher:
                     slots.append((key, (start + len(full) + 2, start + len(full) + 2 + len(abbr))))
                     value = f"{full} ({abbr})"
                 else:
-                    before, value, after = self._neighbours(value, key[0] == "C", rng, sentence_start=not "".join(parts).strip())
+                    before, value, after = self._neighbours(value, key[0] == "C", rng, sentence_start=at_start)
                     start += len(before)
                     slots.append((key, (start, start + len(value))))
                     value = before + value + after
