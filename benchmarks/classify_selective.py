@@ -167,10 +167,10 @@ def main() -> None:
     with clock("choose_on_dev"):
         calibrators = selective.fit_label_calibrators(dev_lab)
         views = {"greedy": greedy, "two_teachers": two, "k_samples": ksam}
-        choice = selective.choose_on_dev(views, dev, calibrators)
+        choice = selective.choose_on_dev(views, dev, calibrators, dev_labelled=dev_lab)
         best = choice["best"]
         chosen_view = views[best["labelling"]]
-        keep = selective.select(chosen_view, best["strategy"], best["param"], calibrators)
+        keep = selective.select_candidate(chosen_view, best, calibrators)
         kept = [r for r, k in zip(chosen_view, keep) if k]
 
     # Review queue: the left-out records in three orders; what a reviewer finds in the first rows.
@@ -223,7 +223,7 @@ def main() -> None:
     f1 = {k: round(v["f1"], 4) for k, v in results.items()}
     rows = {"teacher_zero_shot": f"{STAND_IN}, zero-shot via HTTP",
             "student_all_teacher_labels": f"MiniLM student on all {STAND_IN} labels",
-            "student_filtered_labels": f"MiniLM student on filtered {STAND_IN} labels ({best['labelling']}, {best['strategy']} {best['param']})",
+            "student_filtered_labels": f"MiniLM student on filtered {STAND_IN} labels ({best['labelling']}, {best['strategy']} {best['param']}{' + ' + best['clean'] if best.get('clean') else ''})",
             "student_gold_labels": "MiniLM student on gold labels (ceiling)"}
     report = {
         "benchmark": "classify_selective",
@@ -237,7 +237,8 @@ def main() -> None:
         "f1": f1,
         "results": results,
         "chosen_on_dev": {"best": best, "candidates": choice["candidates"],
-                          "selector": "proxy student (naive Bayes over words) trained on each candidate's kept train labels, F1 on dev gold"},
+                          "selector": "proxy student (naive Bayes over words) trained on each candidate's kept train labels, F1 on dev gold; "
+                                      "ties (2 decimals) go to the lower label noise the candidate's filter keeps on the teacher-labelled dev split"},
         "label_noise": {"all_teacher_labels": noise_rate(greedy), "filtered": noise_rate(kept),
                         "two_teachers_view": noise_rate(two), "k_samples_view": noise_rate(ksam)},
         "fraction_kept": round(len(kept) / len(train), 4),

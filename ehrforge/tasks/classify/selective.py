@@ -9,7 +9,10 @@ loses the class balance and the hard examples a student needs. The strategies he
   (the teacher also labels dev), kept when the calibrated value is >= ``p``;
 * ``agreement`` - kept when two teachers agree (``second_label``), or when ``k`` sampled answers agree at least
   ``p`` of the time (``confidence_method: consistency``);
-* ``threshold`` - the global baseline.
+* ``threshold`` - the global baseline;
+
+and each can be followed by a second stage, ``cv-agreement`` (:func:`cross_validated_agreement`): a kept label
+survives only if a proxy student trained on the other folds of the kept set predicts it too.
 
 :func:`choose_on_dev` trains a cheap proxy student (multinomial naive Bayes over words, seconds on a CPU) on each
 candidate's kept training labels and scores it on dev gold; the best candidate is the one the real student trains
@@ -20,6 +23,7 @@ probability that the teacher is wrong, weighted up for the label the kept set is
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -140,6 +144,54 @@ class ProxyStudent:
         return best
 
 
+def cross_validated_agreement(records: Sequence[Record], keep: Sequence[bool], *, folds: int = 5,
+                              seed: int = 0) -> list[bool]:
+    """Second-stage filter (confident learning, Northcutt et al. 2021): of the kept records, keep those whose teacher
+    label a proxy student trained on the *other* folds of the kept set also predicts.
+
+    Why: the first stage leaves the teacher's confident mistakes (about one label in eight in the benchmark), and a
+    fine-tuned encoder memorises them, while a student that never saw a record disagrees with a label only the
+    teacher's quirk explains. Records the first stage dropped stay dropped; fewer than ``folds`` kept: unchanged.
+
+    >>> recs = [{"label": "soe", "text": "visit | week 1 | x"} for _ in range(6)]
+    >>> recs += [{"label": "other", "text": "dose | mg | daily"} for _ in range(5)]
+    >>> recs += [{"label": "soe", "text": "dose | mg | daily"}]   # the teacher's odd one out
+    >>> cross_validated_agreement(recs, [True] * len(recs))[-3:]
+    [True, True, False]
+    """
+    kept = [i for i, k in enumerate(keep) if k]
+    out = list(keep)
+    if len(kept) < folds:
+        return out
+    order = kept[:]
+    random.Random(seed).shuffle(order)
+    for f in range(folds):
+        held = set(order[f::folds])
+        student = ProxyStudent([records[i] for i in kept if i not in held])
+        for i in held:
+            out[i] = student.predict(str(records[i]["text"])) == records[i]["label"]
+    return out
+
+
+def agrees_with(student: ProxyStudent, records: Sequence[Record], keep: Sequence[bool]) -> list[bool]:
+    """``keep`` narrowed to the records whose label ``student`` (trained elsewhere) also predicts."""
+    return [k and student.predict(str(r["text"])) == r["label"] for k, r in zip(keep, records)]
+
+
+SECOND_STAGES = (None, "cv-agreement")
+
+
+def select_candidate(records: Sequence[Record], row: dict[str, Any], calibrators: Calibrators | None = None,
+                     *, seed: int = 0) -> list[bool]:
+    """Keep mask of one :func:`choose_on_dev` row: its strategy, then its second stage (``clean``) if any."""
+    keep = select(records, row["strategy"], row["param"], calibrators)
+    if row.get("clean") == "cv-agreement":
+        keep = cross_validated_agreement(records, keep, seed=seed)
+    elif row.get("clean") is not None:
+        raise ValueError(f"unknown second stage '{row['clean']}'")
+    return keep
+
+
 def proxy_f1(train_kept: Sequence[Record], dev: Sequence[Record], gold_field: str = "gold") -> float:
     if len({r.get("label") for r in train_kept if r.get("label") is not None}) < 2:
         return 0.0
@@ -161,10 +213,17 @@ def candidates(calibrators: Calibrators | None, *, with_agreement: bool = False,
 
 
 def choose_on_dev(views: dict[str, Sequence[Record]], dev: Sequence[Record], calibrators: Calibrators | None,
-                  *, min_per_label: int = 10) -> dict[str, Any]:
+                  *, min_per_label: int = 10, dev_labelled: Sequence[Record] | None = None) -> dict[str, Any]:
     """Score every candidate with the proxy student on dev gold; ``views`` maps a labelling name (``greedy``,
-    ``two_teachers``, ``k_samples``) to the train records as that labelling left them. Candidates keeping fewer than
-    ``min_per_label`` of some label are skipped. Returns the table of candidates and the best one."""
+    ``two_teachers``, ``k_samples``) to the train records as that labelling left them. Every (strategy, parameter)
+    is tried alone and followed by the :func:`cross_validated_agreement` second stage (``clean``). Candidates
+    keeping fewer than ``min_per_label`` of some label are skipped. Returns the table of candidates and the best one.
+
+    The proxy (naive Bayes) shrugs off label noise that a fine-tuned encoder memorises, so its dev F1 alone cannot
+    tell a candidate from its cleaned twin. With ``dev_labelled`` (the teacher's greedy labels on dev), each greedy
+    candidate's filter is also applied to dev and the share of wrong labels it keeps there is its ``dev_label_noise``:
+    the best candidate has the highest proxy F1 (to 2 decimals), then the lowest estimated noise (unknown counts as
+    worst), then the larger kept set (more data, same estimated quality)."""
     table = []
     for view, records in views.items():
         grid = candidates(calibrators if view == "greedy" else None, with_agreement=view == "two_teachers",
@@ -172,19 +231,27 @@ def choose_on_dev(views: dict[str, Sequence[Record]], dev: Sequence[Record], cal
         if view != "greedy":
             grid = [g for g in grid if g[0] == "agreement"]
         for strategy, param in grid:
-            keep = select(records, strategy, param, calibrators)
-            kept = [r for r, k in zip(records, keep) if k]
-            per_label = Counter(r["label"] for r in kept)
-            row = {"labelling": view, "strategy": strategy, "param": param, "kept": len(kept),
-                   "kept_per_label": dict(per_label)}
-            if len(per_label) < 2 or min(per_label.values()) < min_per_label:
-                row["skipped"] = f"fewer than {min_per_label} of a label"
-            else:
+            for clean in SECOND_STAGES:
+                row: dict[str, Any] = {"labelling": view, "strategy": strategy, "param": param, "clean": clean}
+                keep = select_candidate(records, row, calibrators)
+                kept = [r for r, k in zip(records, keep) if k]
+                per_label = Counter(r["label"] for r in kept)
+                row.update(kept=len(kept), kept_per_label=dict(per_label))
+                if len(per_label) < 2 or min(per_label.values()) < min_per_label:
+                    row["skipped"] = f"fewer than {min_per_label} of a label"
+                    table.append(row)
+                    continue
                 row["proxy_dev_f1"] = round(proxy_f1(kept, dev), 4)
-            table.append(row)
+                if dev_labelled is not None and view == "greedy":
+                    dev_keep = select(dev_labelled, strategy, param, calibrators)
+                    if clean is not None:
+                        dev_keep = agrees_with(ProxyStudent(kept), dev_labelled, dev_keep)
+                    dev_kept = [r for r, k in zip(dev_labelled, dev_keep) if k]
+                    if dev_kept:
+                        row["dev_label_noise"] = round(sum(r["label"] != r["gold"] for r in dev_kept) / len(dev_kept), 4)
+                table.append(row)
     scored = [r for r in table if "proxy_dev_f1" in r]
-    # ties go to the larger kept set (more data, same estimated quality)
-    best = max(scored, key=lambda r: (r["proxy_dev_f1"], r["kept"])) if scored else None
+    best = max(scored, key=lambda r: (round(r["proxy_dev_f1"], 2), -r.get("dev_label_noise", 1.0), r["kept"])) if scored else None
     return {"candidates": table, "best": best}
 
 

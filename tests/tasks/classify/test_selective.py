@@ -85,9 +85,42 @@ def test_choose_on_dev_scores_candidates_and_skips_degenerate_ones(labelled):
            for i, r in enumerate(train)]
     res = selective.choose_on_dev({"greedy": train, "two_teachers": two}, dev, cal, min_per_label=10)
     scored = [c for c in res["candidates"] if "proxy_dev_f1" in c]
-    assert res["best"] in scored and res["best"]["proxy_dev_f1"] == max(c["proxy_dev_f1"] for c in scored)
+    assert res["best"] in scored and round(res["best"]["proxy_dev_f1"], 2) == max(round(c["proxy_dev_f1"], 2) for c in scored)
     assert any(c["labelling"] == "two_teachers" for c in scored)
     assert all(min(c["kept_per_label"].values(), default=0) >= 10 for c in scored)
+    assert {c["clean"] for c in scored} == {None, "cv-agreement"}
+
+
+def test_cross_validated_agreement_drops_the_teachers_confident_mistakes(labelled):
+    train, dev_lab, _ = labelled
+    cal = selective.fit_label_calibrators(dev_lab)
+    keep = selective.select(train, "per-label-calibrated", 0.8, cal)
+    cleaned = selective.cross_validated_agreement(train, keep)
+    assert all(k for k, c in zip(keep, cleaned) if c)  # never adds back what the first stage dropped
+
+    def noise(mask):
+        kept = [r for r, k in zip(train, mask) if k]
+        return sum(r["label"] != r["gold"] for r in kept) / len(kept)
+
+    assert sum(cleaned) > 0.7 * sum(keep)  # most labels survive ...
+    assert noise(cleaned) < noise(keep) / 2  # ... and at least half of the kept noise goes
+    row = {"strategy": "per-label-calibrated", "param": 0.8, "clean": "cv-agreement"}
+    assert selective.select_candidate(train, row, cal) == cleaned
+    with pytest.raises(ValueError, match="second stage"):
+        selective.select_candidate(train, {**row, "clean": "vote"}, cal)
+
+
+def test_choose_on_dev_breaks_proxy_ties_by_the_noise_it_keeps_on_dev(labelled):
+    train, dev_lab, dev = labelled
+    cal = selective.fit_label_calibrators(dev_lab)
+    res = selective.choose_on_dev({"greedy": train}, dev, cal, dev_labelled=dev_lab)
+    scored = [c for c in res["candidates"] if "proxy_dev_f1" in c]
+    assert all("dev_label_noise" in c for c in scored)
+    best = res["best"]
+    ties = [c for c in scored if round(c["proxy_dev_f1"], 2) == round(best["proxy_dev_f1"], 2)]
+    assert best["dev_label_noise"] == min(c["dev_label_noise"] for c in ties)
+    without = selective.choose_on_dev({"greedy": train}, dev, cal)
+    assert all("dev_label_noise" not in c for c in without["candidates"])
 
 
 def test_review_order_puts_likely_teacher_errors_first(labelled):
