@@ -12,7 +12,8 @@ Arms:
   loss over every token, no optimiser step) on the same batches (8 x ~256 tokens); ``ratio_to_raw`` and peak RSS
   of the defaults (checkpointing one decoder layer in two), also without checkpointing and with every layer.
 * ``generate``: generated tokens/s per backend (transformers fp32 reference, ct2 int8) at batch 1 and 8, greedy,
-  64 new tokens, per-token log-probs and entropies on; ``ratio_to_llamacpp`` when llama-cpp-python is installed.
+  64 new tokens, per-token log-probs and entropies on; ``ratio_to_llamacpp`` (default engine / the faster llama.cpp
+  weight file) when ``--llamacpp-dir`` names a llama.cpp tree built for the benchmark (see docs/speed.md).
 * ``serve``: ``/v1/chat/completions`` on loopback with the default engine, queue 64, at 50 and 200 clients.
 """
 
@@ -166,6 +167,56 @@ def child_generate(args: argparse.Namespace) -> dict:
     return out
 
 
+def _batched_bench(bench: Path, gguf: Path, new_tokens: int) -> dict:
+    """One ``llama-batched-bench`` run at batch 1 and 8, parsed from its table."""
+    run = subprocess.run([str(bench), "-m", str(gguf), "-c", "4096", "-b", "2048", "-ub", "512", "-npp", "32",
+                          "-ntg", str(new_tokens), "-npl", "1,8", "-t", str(THREADS), "-tb", str(THREADS)],
+                         capture_output=True, text=True, timeout=600)
+    rows = {}
+    for line in run.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 10 and cells[0].isdigit():
+            pp, tg, b, total_s = int(cells[0]), int(cells[1]), int(cells[2]), float(cells[8])
+            rows[f"batch_{b}"] = {"tokens_per_s": round(b * tg / total_s, 1), "generated_tokens": b * tg,
+                                  "seconds": round(total_s, 3), "decode_only_tokens_per_s": float(cells[7]),
+                                  "prompt_tokens_per_sequence": pp}
+    if not rows:
+        return {"error": "llama-batched-bench printed no table: " + (run.stderr.strip().splitlines() or ["?"])[-1][:300]}
+    return rows
+
+
+def llamacpp_arm(build: Path | None, shipped_gguf: Path, new_tokens: int, work: Path) -> dict:
+    """llama.cpp on the same model, ``llama-batched-bench`` at batch 1 and 8 with ``THREADS`` threads, a 32-token
+    prompt per sequence and ``new_tokens`` generated, for two weight files: the Q4_1 GGUF the bundled model ships as,
+    and the same weights requantized to Q8_0 by ``llama-quantize`` (the precision class of the ct2 int8 engine; the
+    HF folder ehrforge runs is itself dequantized from that Q4_1 file, so both hold the same model). Tokens/s is
+    generated tokens over the whole wall time including the prompt, as in the ``generate`` arm; ``best`` is the
+    faster file per batch (the stricter comparison). ``build`` is a llama.cpp source tree with ``build/bin``, built
+    for the benchmark only, never installed."""
+    if build is None:
+        return {"error": "no llama.cpp build given: pass --llamacpp-dir (a llama.cpp source tree with build/bin, "
+                         "see docs/speed.md); llama-cpp-python is sdist-only on PyPI"}
+    bench, quantize = build / "build" / "bin" / "llama-batched-bench", build / "build" / "bin" / "llama-quantize"
+    if not bench.exists() or not quantize.exists():
+        return {"error": f"{build} has no build/bin/llama-batched-bench or llama-quantize: build llama.cpp there first"}
+    q8 = work / "model-q8_0.gguf"
+    quant = subprocess.run([str(quantize), "--allow-requantize", str(shipped_gguf), str(q8), "Q8_0", str(THREADS)],
+                           capture_output=True, text=True, timeout=600)
+    files = {"Q4_1 (shipped)": shipped_gguf}
+    out: dict = {"backend": "llama.cpp (llama-batched-bench)", "source": str(build),
+                 "note": "llama-batched-bench computes no log-probs or entropies; the ehrforge engines compute both per token"}
+    if quant.returncode == 0 and q8.exists():
+        files["Q8_0 (requantized)"] = q8
+    else:
+        out["quantize_error"] = (quant.stderr.strip().splitlines() or ["?"])[-1][:300]
+    out["weights"] = {name: _batched_bench(bench, path, new_tokens) for name, path in files.items()}
+    for batch in ("batch_1", "batch_8"):
+        runs = [w[batch] for w in out["weights"].values() if batch in w]
+        if runs:
+            out.setdefault("best", {})[batch] = max(runs, key=lambda r: r["tokens_per_s"])
+    return out
+
+
 def child_serve(args: argparse.Namespace) -> None:
     import torch
     import uvicorn
@@ -235,6 +286,9 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--serve-requests", type=int, default=2)
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--llamacpp-dir", default=os.environ.get("EHRFORGE_LLAMACPP_DIR"),
+                    help="a llama.cpp source tree built for this benchmark (build/bin/llama-batched-bench); "
+                         "without it ratio_to_llamacpp is null and the reason is recorded")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
@@ -284,20 +338,25 @@ def main() -> None:
     print(json.dumps(report["sft"], indent=1), flush=True)
 
     gen = {spec: run_child("generate", "--spec", spec) for spec in ("transformers:bundled", "ct2:bundled")}
-    try:
-        import llama_cpp  # noqa: F401
+    from ehrforge.core.models import bundled_gguf_path
 
-        llama = "installed but not wired into this benchmark yet"
-    except ImportError:
-        llama = ("llama-cpp-python is not installed: it is sdist-only on PyPI (a 5-10 min source build on 2 cores), "
-                 "not built for this run; docs/speed.md cites the earlier llama.cpp measurement")
+    with tempfile.TemporaryDirectory(prefix="llamacpp-") as work:
+        llama = llamacpp_arm(Path(args.llamacpp_dir) if args.llamacpp_dir else None, bundled_gguf_path(),
+                             args.new_tokens, Path(work))
+    default = gen.get(f"{default_inference_kind()}:bundled", {})
+
+    def vs_llama(batch: int) -> float | None:
+        ours, theirs = (default.get(f"batch_{batch}", {}).get("tokens_per_s"),
+                         llama.get("best", {}).get(f"batch_{batch}", {}).get("tokens_per_s"))
+        return round(ours / theirs, 3) if ours and theirs else None
+
     t_b8 = gen["transformers:bundled"].get("batch_8", {}).get("tokens_per_s")
     c_b8 = gen["ct2:bundled"].get("batch_8", {}).get("tokens_per_s")
     t_b1 = gen["transformers:bundled"].get("batch_1", {}).get("tokens_per_s")
     c_b1 = gen["ct2:bundled"].get("batch_1", {}).get("tokens_per_s")
     report["generate"] = {"new_tokens": args.new_tokens, "greedy": True, "logprobs_and_entropies": True,
                           "default_engine": default_inference_kind(), "backends": gen,
-                          "ratio_to_llamacpp": None, "ratio_to_llamacpp_batch_1": None, "llamacpp": llama,
+                          "ratio_to_llamacpp": vs_llama(8), "ratio_to_llamacpp_batch_1": vs_llama(1), "llamacpp": llama,
                           "ratio_ct2_to_transformers": {"batch_1": round(c_b1 / t_b1, 2) if c_b1 and t_b1 else None,
                                                         "batch_8": round(c_b8 / t_b8, 2) if c_b8 and t_b8 else None}}
     print(json.dumps(report["generate"], indent=1), flush=True)
