@@ -69,7 +69,7 @@ def run_students(args: argparse.Namespace, work: Path) -> dict:
     from benchmarks._teacher_server import http_teacher
     from ehrforge.core.io import atomic_write_json, read_jsonl
     from ehrforge.core.types import Answer
-    from ehrforge.tasks.extract.extractor import MANIFEST, EncoderExtractor, train_extractor
+    from ehrforge.tasks.extract.extractor import MANIFEST, EncoderExtractor, relation_config, train_extractor
     from ehrforge.tasks.extract.ner import EncoderConfig, NERPredictor, train_ner
     from ehrforge.tasks.extract.score import score_extraction
     from ehrforge.tasks.extract.synth import RelationSpec, synthesize
@@ -181,6 +181,7 @@ def run_students(args: argparse.Namespace, work: Path) -> dict:
         "lexicon_sizes": {k: len(v) for k, v in teacher.lexicon.items()},
     }
     out["encoder_config"] = cfg.__dict__
+    out["relation_config"] = relation_config(cfg).__dict__
     return out
 
 
@@ -276,7 +277,7 @@ def main() -> None:
                         help="synthetic_plus_real: fine-tune the synthetic model on real (sequential) or train on both")
     parser.add_argument("--real-epochs", type=float, default=2.0, help="epochs for the real-only baseline")
     parser.add_argument("--relation-notes", type=int, default=600,
-                        help="synthetic notes the relation classifier trains on (150 learned no relation: F1 0.00; 600: 0.71, ~100 s)")
+                        help="synthetic notes the relation classifier trains on (its settings: extractor.relation_config)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 1 is fastest on a shared, busy CPU")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temp dir, removed afterwards)")

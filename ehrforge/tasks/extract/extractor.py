@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,12 @@ def is_extractor_folder(path: str | os.PathLike) -> bool:
 
 def train_extractor(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, *, entity_labels: Sequence[str],
                     relation: RelationSpec | None = None, cfg: EncoderConfig | None = None, base: str | None = None,
-                    resume: bool = True) -> Path:
+                    resume: bool = True, relation_cfg: EncoderConfig | None = None) -> Path:
     """Train NER on all records and, when some records carry relations and ``relation`` is set, the relation
-    classifier on those records. Finished parts are skipped on a re-run with the same data and settings."""
+    classifier on those records (``relation_cfg``, default :func:`relation_config` of ``cfg``). Finished parts are
+    skipped on a re-run with the same data and settings."""
     cfg = cfg or EncoderConfig()
+    relation_cfg = relation_cfg or relation_config(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the manifest is rewritten
@@ -48,7 +50,7 @@ def train_extractor(records: Sequence[dict[str, Any]], out_dir: str | os.PathLik
     annotated = [r for r in records if "relations" in r]
     trained_relations = False
     if relation is not None and with_relations:
-        train_relations(annotated, out / "relations", spec=relation, base=base, cfg=cfg, resume=resume)
+        train_relations(annotated, out / "relations", spec=relation, base=base, cfg=relation_cfg, resume=resume)
         trained_relations = True
     atomic_write_json(out / MANIFEST, {
         "entity_labels": sorted(set(entity_labels)),
@@ -56,8 +58,22 @@ def train_extractor(records: Sequence[dict[str, Any]], out_dir: str | os.PathLik
         "train_records": len(records),
         "relation_train_records": len(annotated) if trained_relations else 0,
         "config": asdict(cfg),
+        "relation_config": asdict(relation_cfg) if trained_relations else None,
     })
     return out
+
+
+def relation_config(cfg: EncoderConfig) -> EncoderConfig:
+    """The relation classifier's settings derived from the NER ones: at least 3 epochs, learning rate at most 2e-4.
+
+    Why: on 600 synthetic notes (1,479 pairs, 26 % related), one epoch at 4e-4 or at 1e-4 learnt no relation at all
+    (loss flat at the class prior, F1 0.00 with gold entities); 3 epochs at 2e-4 reached F1 0.958, at 5e-5 0.920.
+
+    >>> c = relation_config(EncoderConfig(epochs=1.0, learning_rate=4e-4))
+    >>> c.epochs, c.learning_rate
+    (3.0, 0.0002)
+    """
+    return replace(cfg, epochs=max(cfg.epochs, 3.0), learning_rate=min(cfg.learning_rate, 2e-4))
 
 
 class EncoderExtractor:

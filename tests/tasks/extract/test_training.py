@@ -38,6 +38,8 @@ def test_train_extractor_and_predict_through_the_task(notes, tiny_encoder_dir, t
     assert card["task"] == "extract" and card["predictor"].endswith(":EncoderExtractor")
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["relation"]["name"] == "CID" and manifest["train_records"] == 40
+    # the relation classifier has its own, gentler settings (the NER ones collapsed it to "unrelated")
+    assert manifest["relation_config"]["epochs"] >= 3 and manifest["relation_config"]["learning_rate"] <= 2e-4
     ner_meta = json.loads((out / "ner" / "ehrforge_train.json").read_text())
     assert ner_meta["steps"] == 6 and ner_meta["train_loss"] > 0
     assert not (out / "ner.checkpoints").exists() and not (out / "ner.tmp").exists()
