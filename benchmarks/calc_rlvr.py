@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -135,6 +136,12 @@ def token_stats(task: CalcTask, tokenizer, records: list[dict]) -> dict[str, flo
     }
 
 
+def screen_for_signal(task: CalcTask, backend, pool: list[dict], batch_size: int) -> list[dict]:
+    """The items of ``pool`` that ``backend`` (greedy) gets wrong or abstains on, in pool order."""
+    predictions = task.predict(backend, pool, batch_size=batch_size)
+    return [r for r, p in zip(pool, predictions) if task.score([r], [p])["accuracy"] < 1.0]
+
+
 def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result: dict, key: str, save) -> None:
     """The four arms of one mode; results go to ``result[key]`` as each finishes (partial runs keep them)."""
     import torch  # noqa: F401 - threads are set by main
@@ -202,13 +209,16 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
         save()
         return value
 
-    def evaluate_arm(arm: str, model_path: str) -> None:
+    def arm_backend(arm: str, model_path: str):
         if args.eval_backend == "ct2":  # calc folders record no task state to restore, so load_model is not needed
-            backend = Ct2Backend(
-                model_path, work / f"{mode}_{arm}_ct2", threads=args.threads, batch_size=args.batch_size
-            )
-        else:
-            backend = load_model(model_path, task, LoadOptions(dtype=dtype, batch_size=args.batch_size))
+            return Ct2Backend(model_path, work / f"{mode}_{arm}_ct2", threads=args.threads, batch_size=args.batch_size)
+        return load_model(model_path, task, LoadOptions(dtype=dtype, batch_size=args.batch_size))
+
+    def sft_backend(model_path: str):
+        return arm_backend("sft", model_path)  # the same conversion folder as the SFT evaluation: converted once
+
+    def evaluate_arm(arm: str, model_path: str) -> None:
+        backend = arm_backend(arm, model_path)
         items = test if arm in ("sft", "sft+grpo") else test[: args.side_eval or len(test)]
         metrics = evaluate(task, {arm: backend}, items, batch_size=args.batch_size)[arm]
         entry = {
@@ -240,17 +250,29 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
     if "sft" in arms:
         timed("eval_sft", lambda: evaluate_arm("sft", str(sft_dir)))
     grpo_train = train[len(train) // 2 :] if not small else train  # GRPO prompts: the half SFT saw last
+    screened = train
+    if args.grpo_pool and not small and "sft+grpo" in arms:
+        # Fresh items the warm-up never saw, kept where its greedy call is wrong: a prompt SFT already answers
+        # gives a group of identical right answers, zero advantage and no gradient (0.375 of the groups in the
+        # 4-step run), so GRPO's few steps go where there is something to learn.
+        pool = task.load("train", limit=args.n_train + args.grpo_pool)[args.n_train :]
+        screened = timed("screen_grpo_pool", lambda: screen_for_signal(task, sft_backend(str(sft_dir)), pool, args.batch_size))
+        section["grpo_pool"] = {"fresh_items": len(pool), "kept_wrong_or_abstained": len(screened),
+                                "sft_greedy_accuracy_on_pool": round(1 - len(screened) / max(1, len(pool)), 4),
+                                "kept_per_calculator": dict(sorted(Counter(r["calculator"] for r in screened).items()))}
     for arm, start_from in (("sft+grpo", str(sft_dir)), ("grpo_only", base)):
         if arm not in arms:
             continue
+        cfg = grpo_cfg if arm == "sft+grpo" or not args.grpo_only_steps else grpo_cfg.model_copy(update={"max_steps": args.grpo_only_steps})
+        prompts = screened if arm == "sft+grpo" and screened is not train else grpo_train
         out = timed(
             f"train_{arm}",
-            lambda arm=arm, start_from=start_from: train_grpo(
+            lambda arm=arm, start_from=start_from, cfg=cfg, prompts=prompts: train_grpo(
                 task,
-                grpo_train,
+                prompts,
                 start_from,
                 work / f"{mode}_{arm}",
-                grpo_cfg,
+                cfg,
                 callbacks=[zero_std_recorder(zero_std[arm])],
             ),
         )
@@ -281,6 +303,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--grpo-steps", type=int, default=8)
     ap.add_argument("--grpo-lr", type=float, default=2e-5)
     ap.add_argument("--grpo-max-new-tokens", type=int, default=96)
+    ap.add_argument("--grpo-pool", type=int, default=0,
+                    help="tool mode: screen this many fresh train items with the SFT model and GRPO-train on the ones "
+                         "it gets wrong (0: the half of the train items SFT saw last, unscreened)")
+    ap.add_argument("--grpo-only-steps", type=int, default=0,
+                    help="GRPO steps of the grpo_only arm (0: --grpo-steps); its groups have zero reward variance")
     ap.add_argument("--num-generations", type=int, default=4)
     ap.add_argument("--prompts-per-step", type=int, default=2)
     ap.add_argument("--beta", type=float, default=0.0)
