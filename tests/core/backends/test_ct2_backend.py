@@ -98,11 +98,12 @@ def test_missing_engine_falls_back_to_transformers_in_one_line(tiny_model_dir, m
     assert len(notes) == 1 and "pip install ctranslate2 (or ehrforge[fast])" in notes[0]
 
 
-def test_unconvertible_model_falls_back(tiny_model_dir, monkeypatch, capsys):
+def test_unconvertible_model_falls_back(tiny_model_dir, monkeypatch, capsys, tmp_path):
     def refuse(path, out, compute_type):
         raise ValueError("No conversion is registered for the model configuration FooConfig")
 
     monkeypatch.setattr(ct2_backend, "_convert", refuse)
+    monkeypatch.setenv("EHRFORGE_HOME", str(tmp_path))  # an empty cache: an earlier test's conversion must not hide this
     backend = load_backend(f"ct2:{tiny_model_dir}")
     assert backend.name == "transformers" and "cannot convert" in capsys.readouterr().err
 
