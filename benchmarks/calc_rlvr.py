@@ -214,9 +214,6 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
             return Ct2Backend(model_path, work / f"{mode}_{arm}_ct2", threads=args.threads, batch_size=args.batch_size)
         return load_model(model_path, task, LoadOptions(dtype=dtype, batch_size=args.batch_size))
 
-    def sft_backend(model_path: str):
-        return arm_backend("sft", model_path)  # the same conversion folder as the SFT evaluation: converted once
-
     def evaluate_arm(arm: str, model_path: str) -> None:
         backend = arm_backend(arm, model_path)
         items = test if arm in ("sft", "sft+grpo") else test[: args.side_eval or len(test)]
@@ -250,13 +247,14 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
     if "sft" in arms:
         timed("eval_sft", lambda: evaluate_arm("sft", str(sft_dir)))
     grpo_train = train[len(train) // 2 :] if not small else train  # GRPO prompts: the half SFT saw last
-    screened = train
+    screened: list[dict] | None = None  # --grpo-pool: the fresh items SFT gets wrong, GRPO's prompts
     if args.grpo_pool and not small and "sft+grpo" in arms:
         # Fresh items the warm-up never saw, kept where its greedy call is wrong: a prompt SFT already answers
         # gives a group of identical right answers, zero advantage and no gradient (0.375 of the groups in the
-        # 4-step run), so GRPO's few steps go where there is something to learn.
+        # 4-step run), so GRPO's few steps go where there is something to learn. arm_backend("sft") reuses the SFT
+        # evaluation's conversion folder, so the model is converted once.
         pool = task.load("train", limit=args.n_train + args.grpo_pool)[args.n_train :]
-        screened = timed("screen_grpo_pool", lambda: screen_for_signal(task, sft_backend(str(sft_dir)), pool, args.batch_size))
+        screened = timed("screen_grpo_pool", lambda: screen_for_signal(task, arm_backend("sft", str(sft_dir)), pool, args.batch_size))
         section["grpo_pool"] = {"fresh_items": len(pool), "kept_wrong_or_abstained": len(screened),
                                 "sft_greedy_accuracy_on_pool": round(1 - len(screened) / max(1, len(pool)), 4),
                                 "kept_per_calculator": dict(sorted(Counter(r["calculator"] for r in screened).items()))}
@@ -264,7 +262,7 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
         if arm not in arms:
             continue
         cfg = grpo_cfg if arm == "sft+grpo" or not args.grpo_only_steps else grpo_cfg.model_copy(update={"max_steps": args.grpo_only_steps})
-        prompts = screened if arm == "sft+grpo" and screened is not train else grpo_train
+        prompts = screened if arm == "sft+grpo" and screened is not None else grpo_train
         out = timed(
             f"train_{arm}",
             lambda arm=arm, start_from=start_from, cfg=cfg, prompts=prompts: train_grpo(

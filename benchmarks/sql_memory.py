@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._child import run_child as run_child_process  # noqa: E402
 from benchmarks._machine import cpu_model  # noqa: E402
+from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "sql_memory.json"
 THREADS = 2
@@ -33,10 +33,6 @@ SFT_ARMS = {  # name -> SFT settings on top of the SQL task's sft_defaults
     "batch1_accum4_every2": {"batch_size": 1, "grad_accum": 4, "checkpoint_every": 2},
     "batch1_accum4_every1 (default)": {"batch_size": 1, "grad_accum": 4, "checkpoint_every": 1},
 }
-
-
-def peak_rss_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _sql_task():
@@ -63,7 +59,7 @@ def child_sft(arm: str) -> dict:
         meta = json.loads((out / "ehrforge_model.json").read_text())
     return {"settings": SFT_ARMS[arm], "examples": len(longest), "longest_example_tokens": meta["longest_example_tokens"],
             "trained_tokens": meta["trained_tokens"], "tokens_per_s": meta["tokens_per_s"],
-            "compute_dtype": meta["compute_dtype"], "peak_rss_mb": peak_rss_mb()}
+            "compute_dtype": meta["compute_dtype"], "peak_rss_mb": round(peak_rss_mb())}
 
 
 def stacked_logprobs_and_entropies(step_logits, chosen_ids):
@@ -92,20 +88,11 @@ def child_generate(arm: str) -> dict:
     gens = backend.generate([task.prompt(r) for r in questions], max_new_tokens=192)
     return {"batch": 8, "max_new_tokens": 192, "generated_tokens": sum(g.completion_tokens for g in gens),
             "seconds": round(time.perf_counter() - t0, 1), "dtype": str(backend.model.dtype).removeprefix("torch."),
-            "first_entropies": [round(e, 4) for e in gens[0].token_entropies[:5]], "peak_rss_mb": peak_rss_mb()}
+            "first_entropies": [round(e, 4) for e in gens[0].token_entropies[:5]], "peak_rss_mb": round(peak_rss_mb())}
 
 
 def run_child(kind: str, arm: str) -> dict:
-    out = Path(tempfile.mkstemp(suffix=".json")[1])
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--arm", arm, "--child-out", str(out)],
-                          capture_output=True, text=True, check=False, timeout=1200)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit {proc.returncode}"}
-    result = json.loads(out.read_text())
-    out.unlink()
-    return result | {"child_wall_s": round(time.perf_counter() - t0, 1)}
+    return run_child_process(__file__, ["--child", kind, "--arm", arm], timeout=1200)
 
 
 def main() -> None:

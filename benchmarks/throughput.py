@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks._child import run_child as run_child_process  # noqa: E402
+
 OUT = ROOT / "benchmarks" / "results" / "throughput.json"
 THREADS = 2
 
@@ -233,16 +235,7 @@ def child_serve(args: argparse.Namespace) -> None:
 
 
 def run_child(arm: str, *extra: str, timeout: float = 400) -> dict:
-    out = Path(tempfile.mkstemp(suffix=".json")[1])
-    cmd = [sys.executable, __file__, "--child", arm, "--child-out", str(out), *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    result = json.loads(out.read_text())
-    result["child_wall_s"] = round(time.perf_counter() - t0, 1)
-    out.unlink()
-    return result
+    return run_child_process(__file__, ["--child", arm, *extra], timeout)
 
 
 def serve_arm(clients: int, requests: int, queue_size: int) -> dict:

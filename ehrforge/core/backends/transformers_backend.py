@@ -73,7 +73,6 @@ def load_model_and_tokenizer(path: Path, device: str = "auto", dtype: str = "aut
     return model, tokenizer
 
 
-
 def step_logprobs_and_entropies(step_logits: Sequence[Any], chosen_ids: Any) -> tuple[Any, Any]:
     """The log-prob of each chosen token and the entropy of each step's distribution, ``[batch, steps]`` each.
 
@@ -94,6 +93,7 @@ def step_logprobs_and_entropies(step_logits: Sequence[Any], chosen_ids: Any) -> 
         entropies.append(torch.special.entr(logp.exp()).sum(-1))
         logprobs.append(logp.gather(-1, chosen_ids[:, t : t + 1]).squeeze(-1))
     return torch.stack(logprobs, dim=1), torch.stack(entropies, dim=1)
+
 
 class TransformersBackend:
     """A local causal LM. ``path`` is an HF folder or LoRA adapter folder (see :func:`resolve_model`)."""

@@ -83,8 +83,8 @@ class SQLTask(Task):
     #: the dev ablation's trained arm (docs/sql.md): LoRA on every linear layer, r16, lr 2e-4 (lr 1e-3 collapsed to
     #: 0 % in the issue's probe); sequences up to 2048 tokens for k=3 demonstrations. One sequence per micro-batch,
     #: four accumulated (the same 4 examples per step), every decoder layer recomputed: on the 4 longest k=3
-    #: examples (1,740 tokens) one fp32 step peaked at 13.7 GB as one batch of 4 (one layer in two recomputed),
-    #: 5.2 GB as micro-batches of 1, 3.5 GB with every layer (benchmarks/results/sql_memory.json).
+    #: examples (1,740 tokens) one fp32 step peaked at 14.1 GB as one batch of 4 (one layer in two recomputed),
+    #: 5.2 GB as micro-batches of 1, 3.7 GB with every layer (benchmarks/results/sql_memory.json).
     sft_defaults = {"learning_rate": 2e-4, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": list(ALL_LINEAR_LAYERS),
                     "max_seq_len": 2048, "batch_size": 1, "grad_accum": 4, "checkpoint_every": 1}
     capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO, Capability.RETRIEVAL})
