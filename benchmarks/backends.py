@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
+
 PROMPTS = [
     [{"role": "user", "content": "Write a SQL query counting rows in table patients."}],
     [{"role": "user", "content": "List three symptoms of sepsis."}],
@@ -57,16 +58,7 @@ def measure(kind: str, path: str, threads: int, new_tokens: int) -> dict:
         texts.append(gen.text)
     return {"backend": kind, "model_file": Path(path).name, "load_s": round(load_s, 2), "generated_tokens": tokens,
             "generate_s": round(gen_s, 2), "tokens_per_s": round(tokens / gen_s, 1),
-            "peak_rss_mb": peak_rss_mb(), "texts": texts}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Not getrusage: Linux carries ru_maxrss across exec, so a child would report the
-    parent's peak (the parent holds a model while exporting)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            "peak_rss_mb": round(peak_rss_mb(), 1), "texts": texts}
 
 
 def main() -> None:

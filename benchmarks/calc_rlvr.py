@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -32,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 
-from ehrforge.core.evaluate import evaluate
+from ehrforge.core.evaluate import evaluate, peak_rss_mb
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.loader import LoadOptions, load_model
 from ehrforge.tasks.calc.calculators import CALCULATORS
@@ -366,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def save(complete: bool = False) -> None:
         result["wall_s_total"] = round(time.perf_counter() - t0, 1)
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         result["load_average_now"] = [round(x, 2) for x in os.getloadavg()]
         atomic_write_json(out, {**result, "complete": complete})
 

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks._machine import cpu_model  # noqa: E402
+from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
 
 from benchmarks._env import device_info
 from benchmarks._teacher_server import http_teacher
@@ -258,7 +258,7 @@ def main() -> None:
         "phases": clock.phases,
         "wall_s": round(time.perf_counter() - started, 1),
         "cpu_s": round(time.process_time(), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "reliability_png": str(png.relative_to(ROOT)) if png.is_relative_to(ROOT) else str(png),
     }
     atomic_write_json(out_path, report)

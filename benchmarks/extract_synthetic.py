@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -32,15 +31,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def score_keys(scores: dict) -> dict:
@@ -305,12 +301,12 @@ def main() -> None:
         result.update(part_result)
         result["runs"][part] = {
             "wall_s": round(time.time() - start, 1),
-            "peak_rss_mb_so_far": peak_rss_mb(),  # process-wide peak (torch tensors included; tracemalloc misses them)
+            "peak_rss_mb_so_far": round(peak_rss_mb(), 1),  # process-wide peak (torch tensors included; tracemalloc misses them)
             "device": device_info(),
             "config": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-    print(f"total {time.time() - t0:.0f}s, peak RSS {peak_rss_mb()} MB")
+    print(f"total {time.time() - t0:.0f}s, peak RSS {peak_rss_mb():.1f} MB")
     result["notes"] = (
         "Synthetic notes come from the template teacher (stand-in), served over HTTP by ehrforge's own server: "
         "hand-written templates x names and entity-free context fragments harvested from BC5CDR train (never devel), "

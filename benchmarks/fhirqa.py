@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._machine import cpu_model  # noqa: E402
+from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -419,7 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
         "total_wall_s": round(time.perf_counter() - t0, 1),
         "cpu_user_s": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime, 1),
         "load_average_at_end": list(os.getloadavg()),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     out = RESULTS / f"fhirqa{tag}.json"
     atomic_write_json(out, result)

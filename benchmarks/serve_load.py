@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
+
 TOKEN_PREFIX = "loadtest-token-"
 
 
@@ -176,7 +177,7 @@ def main() -> None:
                    "queue_size": args.queue_size, "max_batch": args.max_batch, "deadline_s": args.deadline_s,
                    "client_backoff_after_503_s": 0.5, "network": "loopback 127.0.0.1 only"},
         **result,
-        "client_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "client_peak_rss_mb": round(peak_rss_mb(), 1),
     }
     atomic_write_json(args.out, report)
     print(json.dumps(report, indent=2))

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from benchmarks._child import run_child as run_child_process  # noqa: E402
+from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "throughput.json"
 THREADS = 2
@@ -113,7 +113,7 @@ def child_sft(args: argparse.Namespace) -> dict:
             "compute_dtype": meta["compute_dtype"], "train_loss": meta["train_loss"], "wall_s_incl_load": round(wall, 1),
             "gradient_checkpointing": settings.gradient_checkpointing,
             "checkpoint_every": settings.checkpoint_every if settings.gradient_checkpointing else None,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            "peak_rss_mb": round(peak_rss_mb())}
 
 
 def child_raw(args: argparse.Namespace) -> dict:
@@ -141,7 +141,7 @@ def child_raw(args: argparse.Namespace) -> dict:
         tokens += n_tokens
     elapsed = time.perf_counter() - t0
     return {"steps": args.steps, "tokens": tokens, "tokens_per_s": round(tokens / elapsed, 1), "dtype": "bfloat16",
-            "attn": model.config._attn_implementation, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            "attn": model.config._attn_implementation, "peak_rss_mb": round(peak_rss_mb())}
 
 
 def child_generate(args: argparse.Namespace) -> dict:
@@ -165,7 +165,7 @@ def child_generate(args: argparse.Namespace) -> dict:
             n += sum(g.completion_tokens for g in gens)
         elapsed = time.perf_counter() - t0
         out[f"batch_{batch}"] = {"tokens_per_s": round(n / elapsed, 1), "generated_tokens": n, "seconds": round(elapsed, 2)}
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["peak_rss_mb"] = round(peak_rss_mb())
     return out
 
 

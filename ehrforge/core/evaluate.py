@@ -23,7 +23,21 @@ if TYPE_CHECKING:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
+    """Peak resident memory of this process so far, in MB.
+
+    ``/proc/self/status`` VmHWM first: Linux carries ``ru_maxrss`` across ``execve``, so a benchmark arm started as
+    a child process (``subprocess``) would otherwise report its parent's peak whenever that was higher.
+    ``getrusage`` where there is no ``/proc`` (it reports KiB on Linux).
+
+    >>> peak_rss_mb() > 0
+    True
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
