@@ -7,13 +7,12 @@ when the run is repeated (resume), and the result table is written atomically as
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ehrforge.config import RunConfig
-from ehrforge.core.evaluate import evaluate, peak_rss_mb
+from ehrforge.core.evaluate import evaluate, peak_rss_mb, release_freed_memory
 from ehrforge.core.loader import LoadOptions, load_model
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.progress import console, progress_bar
@@ -145,12 +144,13 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         base = _load_student(cfg.model, task, cfg)
         rows["base"] = _evaluate_model("base", task, base, dev, test, cfg)
         del base
-        gc.collect()
+        release_freed_memory()
 
     stage1_dir = out / "stage1"
     start = time.perf_counter()
     if not (stage1_dir / "ehrforge_model.json").exists():
         train_sft(task, train, cfg.model, stage1_dir, sft_cfg)
+        release_freed_memory()
     train1_s = time.perf_counter() - start
     stage1 = _load_student(str(stage1_dir), task, cfg)
     rows["stage1"] = _evaluate_model("stage 1", task, stage1, dev, test, cfg) | {"train_s": round(train1_s, 1)}
@@ -160,11 +160,12 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         task.restore({"tuned": {"threshold": rows["stage1"]["threshold"]}})  # stage 1 pseudo-labels with its own threshold
         pseudo, pseudo_stats = pseudo_label_unanswerable(task, stage1, pool, cfg, unanswerable_rate(dev))
         del stage1
-        gc.collect()
+        release_freed_memory()
         stage2_dir = out / "stage2"
         start = time.perf_counter()
         if not (stage2_dir / "ehrforge_model.json").exists():
             train_sft(task, train + pseudo, cfg.model, stage2_dir, sft_cfg)
+            release_freed_memory()
         train2_s = time.perf_counter() - start
         stage2 = _load_student(str(stage2_dir), task, cfg)
         rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev, test, cfg) | {
