@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
+from ehrforge.core.memory import peak_rss_mb  # noqa: E402
 
 PROMPTS = [
     [{"role": "user", "content": "Write a SQL query counting rows in table patients."}],

@@ -31,8 +31,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 
-from ehrforge.core.evaluate import evaluate, peak_rss_mb
+from ehrforge.core.evaluate import evaluate
 from ehrforge.core.io import atomic_write_json
+from ehrforge.core.memory import peak_rss_mb
 from ehrforge.core.loader import LoadOptions, load_model
 from ehrforge.tasks.calc.calculators import CALCULATORS
 from ehrforge.tasks.calc.task import CalcTask

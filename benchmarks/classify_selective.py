@@ -39,7 +39,7 @@ os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks._machine import cpu_model  # noqa: E402
-from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
+from ehrforge.core.memory import peak_rss_mb  # noqa: E402
 
 from benchmarks._env import device_info
 from benchmarks._teacher_server import http_teacher

@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("EHRFORGE_PROGRESS", "0")
+from ehrforge.core.memory import peak_rss_mb  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -36,13 +36,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._machine import cpu_model  # noqa: E402
-from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("EHRFORGE_PROGRESS", "0")
 
 from benchmarks._env import device_info  # noqa: E402
+from ehrforge.core.memory import peak_rss_mb  # noqa: E402
 from ehrforge.core.io import atomic_write_json  # noqa: E402
 from ehrforge.core.types import Generation  # noqa: E402
 from ehrforge.tasks.fhirqa.meteor import meteor_mode  # noqa: E402

@@ -29,6 +29,7 @@ ZERO_SHOT = {
     "zero-shot compact k=3": {"prompt": "compact", "k": 3},
 }
 from ehrforge.core.sft import ALL_LINEAR_LAYERS, ATTENTION_LAYERS  # noqa: E402
+from ehrforge.tasks.sql.task import SQLTask  # noqa: E402
 
 ATTN, ALL_LINEAR = list(ATTENTION_LAYERS), list(ALL_LINEAR_LAYERS)
 #: trained arms: prompt options + SFT settings (dtype from --dtype: bf16 only where the CPU has native bf16)
@@ -39,11 +40,13 @@ TRAINED = {
     "lora all r16 lr2e-4 k=3": ({"prompt": "compact", "k": 3}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
     "lora all r16 lr2e-4 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
     "lora attn r8 lr2e-4 k=0": ({"prompt": "compact", "k": 0}, {"lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-4, "lora_target_modules": ATTN}),
-    # The chosen recipe with the SQL task's memory settings (SQLTask.sft_defaults): one sequence per micro-batch, 4
-    # accumulated, every layer recomputed; same 4 examples per step. For models bigger than the bundled one.
-    "lora all r16 lr2e-4 k=3 b1x4": ({"prompt": "compact", "k": 3}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR,
-                                                                       "batch_size": 1, "grad_accum": 4, "checkpoint_every": 1}),
 }
+# The chosen recipe with the SQL task's memory settings (one sequence per micro-batch, 4 accumulated, every layer
+# recomputed; the same 4 examples per step), for models bigger than the bundled one.
+TRAINED["lora all r16 lr2e-4 k=3 b1x4"] = (
+    TRAINED["lora all r16 lr2e-4 k=3"][0],
+    {**TRAINED["lora all r16 lr2e-4 k=3"][1], **{k: SQLTask.sft_defaults[k] for k in ("batch_size", "grad_accum", "checkpoint_every")}},
+)
 
 
 def engine_suffix(engine: str) -> str:
@@ -85,7 +88,6 @@ def main() -> None:
     from ehrforge.core.sft import SFTSettings, train_sft
     from ehrforge.tasks.sql import data as sql_data
     from ehrforge.tasks.sql.recipe import ensure_database
-    from ehrforge.tasks.sql.task import SQLTask
 
     started = time.perf_counter()
     db = ensure_database(None, args.data)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks._child import run_child as run_child_process  # noqa: E402
 from benchmarks._machine import cpu_model  # noqa: E402
-from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
+from ehrforge.core.memory import peak_rss_mb  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "sql_memory.json"
 THREADS = 2

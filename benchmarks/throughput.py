@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from benchmarks._child import run_child as run_child_process  # noqa: E402
-from ehrforge.core.evaluate import peak_rss_mb  # noqa: E402
+from ehrforge.core.memory import peak_rss_mb  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "throughput.json"
 THREADS = 2

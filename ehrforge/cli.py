@@ -475,7 +475,7 @@ def demo(
     """A recipe end to end on bundled data (default: sql — build the synthetic EHR database, load the bundled model, fine-tune briefly, tune the abstention threshold, and print base vs fine-tuned reliability scores)."""
     import time
 
-    from ehrforge.core.evaluate import peak_rss_mb
+    from ehrforge.core.memory import peak_rss_mb
     from ehrforge.core.io import atomic_write_json
     from ehrforge.core.progress import console
     from ehrforge.core.report import metrics_table

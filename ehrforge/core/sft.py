@@ -24,6 +24,7 @@ from pydantic import Field, field_validator
 from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.loader import model_card
+from ehrforge.core.memory import release_freed_memory
 from ehrforge.core.progress import console, progress_bar
 from ehrforge.core.settings import Settings
 from ehrforge.errors import DataError
@@ -131,6 +132,8 @@ def train_sft(
         },
     )
     shutil.rmtree(ckpt_dir, ignore_errors=True)
+    del model  # the caller usually loads the trained model next: the training heap goes back to the OS first
+    release_freed_memory()
     return out
 
 

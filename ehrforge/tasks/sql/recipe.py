@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ehrforge.config import RunConfig
-from ehrforge.core.evaluate import evaluate, peak_rss_mb, release_freed_memory
+from ehrforge.core.evaluate import evaluate
 from ehrforge.core.loader import LoadOptions, load_model
 from ehrforge.core.io import atomic_write_json
+from ehrforge.core.memory import peak_rss_mb, release_freed_memory
 from ehrforge.core.progress import console, progress_bar
 from ehrforge.core.sft import train_sft
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain
@@ -150,7 +151,6 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     start = time.perf_counter()
     if not (stage1_dir / "ehrforge_model.json").exists():
         train_sft(task, train, cfg.model, stage1_dir, sft_cfg)
-        release_freed_memory()
     train1_s = time.perf_counter() - start
     stage1 = _load_student(str(stage1_dir), task, cfg)
     rows["stage1"] = _evaluate_model("stage 1", task, stage1, dev, test, cfg) | {"train_s": round(train1_s, 1)}
@@ -165,7 +165,6 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         start = time.perf_counter()
         if not (stage2_dir / "ehrforge_model.json").exists():
             train_sft(task, train + pseudo, cfg.model, stage2_dir, sft_cfg)
-            release_freed_memory()
         train2_s = time.perf_counter() - start
         stage2 = _load_student(str(stage2_dir), task, cfg)
         rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev, test, cfg) | {
