@@ -49,9 +49,15 @@ TRAINED["lora all r16 lr2e-4 k=3 b1x4"] = (
 )
 
 
-def engine_suffix(engine: str) -> str:
-    """What an arm's name carries for a non-reference engine: figures compare only within one engine."""
-    return "" if engine == "transformers" else f" [{engine}]"
+def engine_suffix(engine: str, compute_type: str = "int8") -> str:
+    """What an arm's name carries for a non-reference engine: figures compare only within one engine.
+
+    >>> engine_suffix("transformers"), engine_suffix("ct2"), engine_suffix("ct2", "float32")
+    ('', ' [ct2]', ' [ct2 float32]')
+    """
+    if engine == "transformers":
+        return ""
+    return f" [{engine}]" if compute_type == "int8" else f" [{engine} {compute_type}]"
 
 
 def model_suffix(model: str) -> str:
@@ -102,7 +108,8 @@ def main() -> None:
     arms = report.setdefault("arms", {})
     wanted = set(args.arms) if args.arms else None
     load = LoadOptions(dtype=args.dtype, batch_size=args.batch_size, engine=args.engine)
-    suffix = model_suffix(args.model) + engine_suffix(args.engine)
+    suffix = model_suffix(args.model) + engine_suffix(args.engine, load.ct2_compute_type)
+    engine_record = {} if args.engine == "transformers" else {"ct2_compute_type": load.ct2_compute_type}
 
     def score(backend, options) -> dict:
         for name, value in options.items():
@@ -141,7 +148,7 @@ def main() -> None:
             continue
         base = base or load_model(args.model, task, load)
         arms[name] = {"kind": "zero-shot", "prompt_options": options, "examples_seen": 0, "command": " ".join(sys.argv),
-                      "model": args.model, "engine": args.engine, "dtype": args.dtype,
+                      "model": args.model, "engine": args.engine, **engine_record, "dtype": args.dtype,
                       **score(base, options)}
         print(name, arms[name], flush=True)
         save()
@@ -176,7 +183,7 @@ def main() -> None:
             print(name, point, flush=True)
             prev, seen = str(folder), n
         arms[name] = {"kind": "trained", "prompt_options": options, "sft": sft, "command": " ".join(sys.argv),
-                      "model": args.model, "engine": args.engine, "dtype": args.dtype,
+                      "model": args.model, "engine": args.engine, **engine_record, "dtype": args.dtype,
                       **curve[-1], "curve": curve}
         save()
 
@@ -197,7 +204,7 @@ def plot(arms: dict, out: Path) -> None:
             ax.annotate(name, (0, arm["execution_accuracy"]), fontsize=7, va="bottom")
         else:
             xs = [0] + [p["examples_seen"] for p in arm["curve"]]
-            suffix = model_suffix(arm.get("model", "bundled")) + engine_suffix(arm.get("engine", "transformers"))
+            suffix = model_suffix(arm.get("model", "bundled")) + engine_suffix(arm.get("engine", "transformers"), arm.get("ct2_compute_type", "int8"))
             zero = arms.get(f"zero-shot compact k={arm['prompt_options']['k']}{suffix}", {}).get("execution_accuracy")
             ys = [zero] + [p["execution_accuracy"] for p in arm["curve"]]
             if zero is None:

@@ -150,7 +150,7 @@ def child_generate(args: argparse.Namespace) -> dict:
     torch.set_num_threads(THREADS)
     from ehrforge.core.backends import load_backend
 
-    backend = load_backend(args.spec, **({"compute_type": "int8", "threads": THREADS} if args.spec.startswith("ct2:") else {"device": "cpu"}))
+    backend = load_backend(args.spec, **({"compute_type": args.compute, "threads": THREADS} if args.spec.startswith("ct2:") else {"device": "cpu"}))
     chats = [[{"role": "user", "content": p}] for p in GEN_PROMPTS]
     backend.generate(chats[:1], max_new_tokens=4)  # warm-up
     out = {"backend": backend.name}
@@ -163,10 +163,30 @@ def child_generate(args: argparse.Namespace) -> dict:
             gens = backend.generate(prompts[start : start + batch], max_new_tokens=args.new_tokens)
             assert all(g.token_logprobs is not None and g.token_entropies is not None for g in gens)
             n += sum(g.completion_tokens for g in gens)
+            if batch == 8:  # the fixed prompts' greedy answers, for the agreement with the reference engine
+                out.setdefault("greedy", []).extend({"tokens": g.tokens, "entropies": g.token_entropies} for g in gens)
         elapsed = time.perf_counter() - t0
         out[f"batch_{batch}"] = {"tokens_per_s": round(n / elapsed, 1), "generated_tokens": n, "seconds": round(elapsed, 2)}
     out["peak_rss_mb"] = round(peak_rss_mb())
     return out
+
+
+def agreement(reference: list[dict], other: list[dict]) -> dict:
+    """How far ``other``'s greedy answers follow the reference engine's on the same prompts: the share identical,
+    the mean index of the first differing token, and the largest entropy gap over the tokens both share.
+
+    >>> agreement([{"tokens": ["a", "b"], "entropies": [1.0, 2.0]}], [{"tokens": ["a", "c"], "entropies": [1.01, 0.5]}])
+    {'identical_share': 0.0, 'mean_first_difference': 1.0, 'max_entropy_gap_nats_common_prefix': 0.01}
+    """
+    same, first, gap = 0, [], 0.0
+    for a, b in zip(reference, other):
+        n = next((i for i, (x, y) in enumerate(zip(a["tokens"], b["tokens"])) if x != y), min(len(a["tokens"]), len(b["tokens"])))
+        same += a["tokens"] == b["tokens"]
+        first.append(n)
+        gap = max([gap, *(abs(x - y) for x, y in zip(a["entropies"][:n], b["entropies"][:n]))])
+    k = max(1, len(first))
+    return {"identical_share": round(same / k, 3), "mean_first_difference": round(sum(first) / k, 1),
+            "max_entropy_gap_nats_common_prefix": round(gap, 4)}
 
 
 def _batched_bench(bench: Path, gguf: Path, new_tokens: int) -> dict:
@@ -187,6 +207,14 @@ def _batched_bench(bench: Path, gguf: Path, new_tokens: int) -> dict:
     return rows
 
 
+def _cmake_flags(build: Path) -> dict[str, str]:
+    """The CPU-feature switches the llama.cpp tree was configured with (its build/CMakeCache.txt)."""
+    cache = build / "build" / "CMakeCache.txt"
+    lines = cache.read_text(errors="replace").splitlines() if cache.exists() else []
+    pairs = (line.split(":", 1) for line in lines if line.startswith(("GGML_NATIVE:", "GGML_AVX", "GGML_AMX", "GGML_FMA:")))
+    return {name: kind.split("=", 1)[1] for name, kind in pairs}
+
+
 def llamacpp_arm(build: Path | None, shipped_gguf: Path, new_tokens: int, work: Path) -> dict:
     """llama.cpp on the same model, ``llama-batched-bench`` at batch 1 and 8 with ``THREADS`` threads, a 32-token
     prompt per sequence and ``new_tokens`` generated, for two weight files: the Q4_1 GGUF the bundled model ships as,
@@ -205,7 +233,7 @@ def llamacpp_arm(build: Path | None, shipped_gguf: Path, new_tokens: int, work: 
     quant = subprocess.run([str(quantize), "--allow-requantize", str(shipped_gguf), str(q8), "Q8_0", str(THREADS)],
                            capture_output=True, text=True, timeout=600)
     files = {"Q4_1 (shipped)": shipped_gguf}
-    out: dict = {"backend": "llama.cpp (llama-batched-bench)", "source": str(build),
+    out: dict = {"backend": "llama.cpp (llama-batched-bench)", "source": str(build), "build_flags": _cmake_flags(build),
                  "note": "llama-batched-bench computes no log-probs or entropies; the ehrforge engines compute both per token"}
     if quant.returncode == 0 and q8.exists():
         files["Q8_0 (requantized)"] = q8
@@ -285,6 +313,7 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
+    ap.add_argument("--compute", default="int8", help=argparse.SUPPRESS)
     ap.add_argument("--gc", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=8, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=5, help=argparse.SUPPRESS)
@@ -330,7 +359,13 @@ def main() -> None:
                      "targets": {"ratio_to_raw": ">= 0.9", "peak_rss_mb": "<= 3072"}}
     print(json.dumps(report["sft"], indent=1), flush=True)
 
-    gen = {spec: run_child("generate", "--spec", spec) for spec in ("transformers:bundled", "ct2:bundled")}
+    arms = {"transformers:bundled": ("transformers:bundled", "int8"), "ct2:bundled": ("ct2:bundled", "int8"),
+            "ct2:bundled float32": ("ct2:bundled", "float32")}
+    gen = {name: run_child("generate", "--spec", spec, "--compute", compute) for name, (spec, compute) in arms.items()}
+    greedy = {name: arm.pop("greedy", []) for name, arm in gen.items()}
+    for name, arm in gen.items():
+        if name != "transformers:bundled" and greedy[name] and greedy["transformers:bundled"]:
+            arm["agreement_with_transformers_fp32"] = agreement(greedy["transformers:bundled"], greedy[name])
     from ehrforge.core.models import bundled_gguf_path
 
     with tempfile.TemporaryDirectory(prefix="llamacpp-") as work:

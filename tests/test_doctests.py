@@ -22,3 +22,14 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {name}"
+
+
+BENCHMARKS = sorted(p.stem for p in (PACKAGE.parent / "benchmarks").glob("*.py") if ">>>" in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_docstring_examples(name):
+    # The benchmarks' pure helpers (arm names, agreement figures) are what their JSON is built from.
+    module = importlib.import_module(f"benchmarks.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {name}"

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from ehrforge.core.adapters import base_model_spec, last_checkpoint, load_trainable, lora_config, save_adapter
-from ehrforge.core.loader import model_card
 from ehrforge.core.io import atomic_open, atomic_write_text
+from ehrforge.core.loader import model_card
+from ehrforge.core.memory import release_freed_memory
 from ehrforge.core.progress import training_progress_callback
 from ehrforge.core.settings import Settings, build
 from ehrforge.errors import DataError
@@ -146,7 +147,7 @@ def train_grpo(
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     write_reward_curve(trainer.state.log_history, out)
 
-    return save_adapter(
+    saved = save_adapter(
         trainer.model,
         tokenizer,
         out,
@@ -162,6 +163,11 @@ def train_grpo(
             "train_loss": result.training_loss,
         },
     )
+    # as train_sft: the trainer holds the policy, its optimiser state and the generation buffers; the caller
+    # usually loads the trained model next, so that heap goes back to the OS first
+    del trainer, model
+    release_freed_memory()
+    return saved
 
 
 CURVE_KEYS = ("reward", "reward_std", "kl", "loss", "completions/mean_length", "learning_rate")

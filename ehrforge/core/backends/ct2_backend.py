@@ -108,13 +108,34 @@ def _convert(path: Path, out: Path, compute_type: str) -> None:
         shutil.rmtree(merged, ignore_errors=True)
 
 
+def thread_layout(threads: int, intra_threads: int = 1) -> tuple[int, int]:
+    """``(intra, inter)``: threads per decoding worker and how many workers decode sub-batches in parallel.
+
+    One thread per worker by default because CTranslate2's intra-op threading is slower than one thread on the
+    2-core machines measured (docs/speed.md: the bundled model at batch 8 decodes at 89 tokens/s with one worker of
+    2 threads, 249 with one of 1 thread, 381 with two of 1 thread each).
+
+    >>> thread_layout(2)
+    (1, 2)
+    >>> thread_layout(8, intra_threads=4)
+    (4, 2)
+    >>> thread_layout(1, intra_threads=4)
+    (1, 1)
+    """
+    intra = max(1, min(intra_threads, threads))
+    return intra, max(1, threads // intra)
+
+
 class CT2Backend:
-    """A local causal LM run by CTranslate2. ``path`` is an HF folder or a LoRA adapter folder."""
+    """A local causal LM run by CTranslate2. ``path`` is an HF folder or a LoRA adapter folder.
+
+    ``threads`` is the CPU budget (default: torch's thread count); it is spent as ``threads // intra_threads``
+    workers, each decoding its own sub-batch with ``intra_threads`` threads (:func:`thread_layout`)."""
 
     name = "ct2"
 
     def __init__(self, path: str | os.PathLike, *, compute_type: str = "int8", threads: int | None = None,
-                 batch_size: int = 8, device: str = "cpu") -> None:
+                 intra_threads: int = 1, batch_size: int = 8, device: str = "cpu") -> None:
         import ctranslate2
         from transformers import AutoTokenizer
 
@@ -124,8 +145,9 @@ class CT2Backend:
             import torch
 
             threads = torch.get_num_threads()
+        self.intra_threads, self.workers = thread_layout(threads, intra_threads)
         self.generator = ctranslate2.Generator(str(self.model_dir), device=device, compute_type=compute_type,
-                                               intra_threads=threads, inter_threads=1)
+                                               intra_threads=self.intra_threads, inter_threads=self.workers)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         self.batch_size = batch_size
         self.device = device
@@ -151,7 +173,8 @@ class CT2Backend:
                 ctranslate2.set_random_seed(seed)
         results = self.generator.generate_batch(
             [self.tokenizer.convert_ids_to_tokens(ids) for ids in prompts],
-            max_batch_size=self.batch_size,
+            # split so every worker gets a share of this call's prompts (they decode their sub-batches in parallel)
+            max_batch_size=min(self.batch_size, -(-len(prompts) // self.workers)),
             max_length=max_new_tokens,
             include_prompt_in_result=False,  # prompts are forwarded at once to fill the KV cache
             return_logits_vocab=True,
@@ -172,13 +195,15 @@ class CT2Backend:
         end_ids = {self.tokenizer.convert_tokens_to_ids(t) for t in self._end_tokens}
         if ids and ids[-1] in end_ids:
             ids, finish = ids[:-1], "stop"
-        logprobs, entropies = [], []
-        for token, step in zip(ids, steps):
-            logits = np.asarray(step, dtype=np.float32)
-            shifted = logits - logits.max()
-            logp = shifted - np.log(np.exp(shifted).sum())
-            logprobs.append(float(logp[token]))
-            entropies.append(float(-(np.exp(logp) * logp).sum()))
+        logprobs: list[float] = []
+        entropies: list[float] = []
+        if ids:  # one (steps x vocabulary) log-softmax instead of a numpy round per token
+            logits = np.stack([np.asarray(step, dtype=np.float32) for step in steps[: len(ids)]])
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            logprobs = logp[np.arange(len(ids)), ids].astype(float).tolist()
+            # exp(-inf) * -inf is nan: a token the model rules out contributes 0, as torch.special.entr does
+            entropies = (-np.where(np.isfinite(logp), np.exp(logp) * logp, 0.0).sum(axis=1)).astype(float).tolist()
         return Generation(
             text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
             tokens=[self.tokenizer.decode([t]) for t in ids],

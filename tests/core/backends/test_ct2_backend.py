@@ -50,6 +50,16 @@ def test_greedy_outputs_logprobs_and_entropies_agree_with_transformers(tiny_mode
             assert lb <= 0 and 0 <= eb <= math.log(len(fast.tokenizer)) + 1e-3
 
 
+def test_two_workers_return_the_same_greedy_answers_in_prompt_order(tiny_model_dir):
+    one = CT2Backend(tiny_model_dir, compute_type="float32", threads=1)
+    two = CT2Backend(tiny_model_dir, compute_type="float32", threads=2)
+    assert (one.workers, two.workers, two.intra_threads) == (1, 2, 1)
+    a, b = one.generate(_chats(PROMPTS), max_new_tokens=12), two.generate(_chats(PROMPTS), max_new_tokens=12)
+    assert [g.tokens for g in a] == [g.tokens for g in b]
+    for x, y in zip(a, b):
+        assert all(abs(p - q) < TOLERANCE_NATS for p, q in zip(x.token_entropies, y.token_entropies))
+
+
 def test_sampling_gives_varied_completions_with_their_logprobs(tiny_model_dir):
     # CTranslate2's worker threads keep their own random generator, so ``seed`` is not honoured (docs/speed.md).
     fast = CT2Backend(tiny_model_dir, compute_type="float32", threads=1)
