@@ -69,6 +69,17 @@ def model_suffix(model: str) -> str:
     return "" if model == "bundled" else " {" + Path(model).name.removesuffix(".gguf") + "}"
 
 
+def arm_suffix(model: str, engine: str, compute_type: str = "int8", dtype: str = "auto") -> str:
+    """Everything an arm's name carries besides its recipe: model, engine, and bf16 generation where asked (``auto``
+    generates in fp32 on CPU with transformers).
+
+    >>> arm_suffix("bundled", "transformers"), arm_suffix("bundled", "transformers", dtype="bfloat16")
+    ('', ' (bf16 generation)')
+    """
+    bf16 = " (bf16 generation)" if engine == "transformers" and dtype == "bfloat16" else ""
+    return model_suffix(model) + engine_suffix(engine, compute_type) + bf16
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/ehrsql2024/v1.0")
@@ -108,7 +119,7 @@ def main() -> None:
     arms = report.setdefault("arms", {})
     wanted = set(args.arms) if args.arms else None
     load = LoadOptions(dtype=args.dtype, batch_size=args.batch_size, engine=args.engine)
-    suffix = model_suffix(args.model) + engine_suffix(args.engine, load.ct2_compute_type)
+    suffix = arm_suffix(args.model, args.engine, load.ct2_compute_type, args.dtype)
     engine_record = {} if args.engine == "transformers" else {"ct2_compute_type": load.ct2_compute_type}
 
     def score(backend, options) -> dict:
@@ -204,7 +215,8 @@ def plot(arms: dict, out: Path) -> None:
             ax.annotate(name, (0, arm["execution_accuracy"]), fontsize=7, va="bottom")
         else:
             xs = [0] + [p["examples_seen"] for p in arm["curve"]]
-            suffix = model_suffix(arm.get("model", "bundled")) + engine_suffix(arm.get("engine", "transformers"), arm.get("ct2_compute_type", "int8"))
+            suffix = arm_suffix(arm.get("model", "bundled"), arm.get("engine", "transformers"),
+                                arm.get("ct2_compute_type", "int8"), arm.get("dtype", "auto"))
             zero = arms.get(f"zero-shot compact k={arm['prompt_options']['k']}{suffix}", {}).get("execution_accuracy")
             ys = [zero] + [p["execution_accuracy"] for p in arm["curve"]]
             if zero is None:

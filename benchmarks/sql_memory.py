@@ -6,7 +6,8 @@
   or every layer recomputed (the default now: micro-batches of 1, every layer).
 * ``generate``: the transformers backend on 8 SQL prompts at batch 8, 192 new tokens, log-probs and entropies on,
   with the per-token statistics computed one step at a time (``step_logprobs_and_entropies``, the code now) or over
-  all steps stacked (the previous code, reproduced here).
+  all steps stacked (the previous code, reproduced here), in fp32 (the transformers backend's ``auto`` on CPU), and
+  per step in bf16 (what the SQL recipe generates in on a CPU with native bf16): time and peak RSS.
 
     flock /tmp/ehrforge-heavy.lock python benchmarks/sql_memory.py   # -> benchmarks/results/sql_memory.json
 """
@@ -83,12 +84,17 @@ def child_generate(arm: str) -> dict:
         transformers_backend.step_logprobs_and_entropies = stacked_logprobs_and_entropies
     task = _sql_task()
     questions = [r for r in task.load("valid") if r.get("sql")][:8]
-    backend = TransformersBackend(resolve_model("bundled"), device="cpu", batch_size=8)
+    # "bf16" arm: what the SQL recipe generates in on a CPU with native bf16 (bf16_where_native)
+    dtype = "bfloat16" if arm.endswith("bf16") else "float32"
+    backend = TransformersBackend(resolve_model("bundled"), device="cpu", dtype=dtype, batch_size=8)
     t0 = time.perf_counter()
     gens = backend.generate([task.prompt(r) for r in questions], max_new_tokens=192)
     return {"batch": 8, "max_new_tokens": 192, "generated_tokens": sum(g.completion_tokens for g in gens),
             "seconds": round(time.perf_counter() - t0, 1), "dtype": str(backend.model.dtype).removeprefix("torch."),
             "first_entropies": [round(e, 4) for e in gens[0].token_entropies[:5]], "peak_rss_mb": round(peak_rss_mb())}
+
+
+GENERATE_ARMS = ("per_step (code now)", "stacked (previous code)", "per_step bf16")
 
 
 def run_child(kind: str, arm: str) -> dict:
@@ -118,7 +124,7 @@ def main() -> None:
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "threads": THREADS,
                     "cpu_native_bf16": cpu_supports_bf16(), "load_average_at_start": os.getloadavg()},
         "sft": {arm: run_child("sft", arm) for arm in SFT_ARMS},
-        "generate": {arm: run_child("generate", arm) for arm in ("per_step (code now)", "stacked (previous code)")},
+        "generate": {arm: run_child("generate", arm) for arm in GENERATE_ARMS},
     }
     report["wall_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(args.json, report)

@@ -24,11 +24,10 @@ def base_model_spec(base_model: str) -> str:
 def load_trainable(base_model: str, dtype: str = "auto", device: str = "auto") -> tuple[Any, Any, str]:
     """``(model, tokenizer, device)``; an adapter given as base is merged first so a new LoRA continues from it.
     ``dtype="auto"`` trains in bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX), fp32 elsewhere."""
-    from ehrforge.core.backends.transformers_backend import cpu_supports_bf16, load_causal_lm, pick_device, pick_dtype
+    from ehrforge.core.backends.transformers_backend import bf16_where_native, load_causal_lm, pick_device, pick_dtype
 
     device = pick_device(device)
-    if dtype == "auto" and device == "cpu" and cpu_supports_bf16():
-        dtype = "bfloat16"  # training on CPU: ~1.6x fp32 speed and half the weight memory where bf16 is native
+    dtype = bf16_where_native(dtype, device)  # training on CPU: ~1.6x fp32 speed and half the weight memory
     model, tokenizer = load_causal_lm(resolve_model(base_model), pick_dtype(dtype, device))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -32,6 +32,17 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def bf16_where_native(dtype: str, device: str) -> str:
+    """``dtype`` with ``auto`` resolved for a CPU with native bf16 (AVX-512 BF16/AMX): ``bfloat16`` there, ``auto``
+    elsewhere (which :func:`pick_dtype` makes bf16 on CUDA, fp32 on other CPUs). Training always resolves this way;
+    a recipe that generates with the model it trains can too, so the two run in one precision.
+
+    >>> bf16_where_native("float32", "cpu"), bf16_where_native("auto", "cuda")
+    ('float32', 'auto')
+    """
+    return "bfloat16" if dtype == "auto" and device == "cpu" and cpu_supports_bf16() else dtype
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
     import torch
 

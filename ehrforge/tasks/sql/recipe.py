@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ehrforge.config import RunConfig
+from ehrforge.core.backends.transformers_backend import bf16_where_native, pick_device
 from ehrforge.core.evaluate import evaluate
 from ehrforge.core.loader import LoadOptions, load_model
 from ehrforge.core.io import atomic_write_json
@@ -57,7 +58,10 @@ def ensure_database(db: str | Path | None, source: str | None, *, rebuild: bool 
 
 
 def _load_student(spec: str, task: SQLTask, cfg: RunConfig) -> Any:
-    return load_model(spec, task, LoadOptions(device=cfg.sft.device, dtype=cfg.sft.dtype, batch_size=cfg.batch_size))
+    # Generate in the precision the students train in (bf16 where the CPU has it natively): on the dev ablation bf16
+    # generation scored no lower than fp32 and ran about twice as fast with these long retrieval prompts (docs/sql.md).
+    dtype = bf16_where_native(cfg.sft.dtype, pick_device(cfg.sft.device))
+    return load_model(spec, task, LoadOptions(device=cfg.sft.device, dtype=dtype, batch_size=cfg.batch_size))
 
 
 def _evaluate_model(name: str, task: SQLTask, backend: Any, dev: list, test: list, cfg: RunConfig) -> dict[str, Any]:
@@ -178,6 +182,7 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
                   "test_unanswerable": sum(not sql_data.is_answerable(r) for r in test)},
         "config": cfg.model_dump(mode="json"),
         "sft": sft_cfg.model_dump(),
+        "generation_dtype": bf16_where_native(cfg.sft.dtype, pick_device(cfg.sft.device)),
         "db": str(db),
     }
     atomic_write_json(out / "sql_results.json", result)
