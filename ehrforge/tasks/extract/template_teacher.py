@@ -363,7 +363,8 @@ class TemplateTeacher:
                     slots.append((key, (start + len(full) + 2, start + len(full) + 2 + len(abbr))))
                     value = f"{full} ({abbr})"
                 else:
-                    before, value, after = self._neighbours(value, key[0] == "C", rng, sentence_start=at_start)
+                    before, value, after = self._neighbours(value, key[0] == "C", rng, sentence_start=at_start,
+                                                            lexicon_name=chosen[key])
                     start += len(before)
                     slots.append((key, (start, start + len(value))))
                     value = before + value + after
@@ -372,15 +373,18 @@ class TemplateTeacher:
         parts.append(template[pos:])
         return "".join(parts), slots
 
-    def _neighbours(self, value: str, chemical: bool, rng: random.Random, *, sentence_start: bool) -> tuple[str, str, str]:
+    def _neighbours(self, value: str, chemical: bool, rng: random.Random, *, sentence_start: bool,
+                    lexicon_name: str = "") -> tuple[str, str, str]:
         """(unannotated word before, the name, unannotated word after): now and then a harvested qualifier."""
         sides = self.neighbours.get("Chemical" if chemical else "Disease", {})
         before = after = ""
         if sides.get("before") and rng.random() < self.neighbour_rate / 2:
             word = rng.choice(sides["before"])
             before = (word[0].upper() + word[1:] if sentence_start else word) + " "
-            if sentence_start and value[:1].isupper() and value[1:2].islower():
-                value = value[0].lower() + value[1:]  # the qualifier now starts the sentence, not the name
+            # the qualifier now starts the sentence, not the name: undo the capital the sentence start gave it, but
+            # keep one the lexicon has ("Parkinson disease" stays capitalised after "early")
+            if sentence_start and value[:1].isupper() and value[1:2].islower() and lexicon_name[:1].islower():
+                value = value[0].lower() + value[1:]
             self.variants["unannotated_word_before"] += 1
         if sides.get("after") and rng.random() < self.neighbour_rate / 2:
             after = " " + rng.choice(sides["after"])

@@ -85,6 +85,16 @@ def test_unannotated_neighbour_words_sit_next_to_names_but_outside_their_spans()
     assert "metastatic" not in " ".join(n["text"] for n in _notes(plain, 80)).lower()
 
 
+def test_a_qualifier_at_sentence_start_lowercases_only_capitals_the_sentence_gave():
+    lexicon = {"Chemical": ["Aspirin"], "Disease": ["Parkinson disease", "seizures"]}
+    neighbours = {"Chemical": {"before": ["oral"], "after": []}, "Disease": {"before": ["early"], "after": []}}
+    teacher = TemplateTeacher(lexicon, seed=1, variant_rate=0.0, neighbours=neighbours, neighbour_rate=2.0)
+    names = {ent["text"] for note in _notes(teacher, 120) for ent in note["entities"]}
+    assert "Parkinson disease" in names and "parkinson disease" not in names
+    assert "Aspirin" in names and "aspirin" not in names
+    assert "seizures" in names
+
+
 def test_neighbour_words_skip_function_words_and_words_inside_another_entity():
     rec = {"text": "the cisplatin nephrotoxicity", "entities": [
         {"start": 4, "end": 13, "label": "Chemical", "text": "cisplatin"},
