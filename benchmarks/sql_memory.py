@@ -72,6 +72,10 @@ def stacked_logprobs_and_entropies(step_logits, chosen_ids):
     return logp.gather(-1, chosen_ids[:, : logp.shape[1]].unsqueeze(-1)).squeeze(-1), entropies
 
 
+#: generation arm -> dtype; "per_step bf16" is what the SQL recipe generates in on a CPU with native bf16
+GENERATE_ARMS = {"per_step (code now)": "float32", "stacked (previous code)": "float32", "per_step bf16": "bfloat16"}
+
+
 def child_generate(arm: str) -> dict:
     import torch
 
@@ -84,17 +88,12 @@ def child_generate(arm: str) -> dict:
         transformers_backend.step_logprobs_and_entropies = stacked_logprobs_and_entropies
     task = _sql_task()
     questions = [r for r in task.load("valid") if r.get("sql")][:8]
-    # "bf16" arm: what the SQL recipe generates in on a CPU with native bf16 (bf16_where_native)
-    dtype = "bfloat16" if arm.endswith("bf16") else "float32"
-    backend = TransformersBackend(resolve_model("bundled"), device="cpu", dtype=dtype, batch_size=8)
+    backend = TransformersBackend(resolve_model("bundled"), device="cpu", dtype=GENERATE_ARMS[arm], batch_size=8)
     t0 = time.perf_counter()
     gens = backend.generate([task.prompt(r) for r in questions], max_new_tokens=192)
     return {"batch": 8, "max_new_tokens": 192, "generated_tokens": sum(g.completion_tokens for g in gens),
             "seconds": round(time.perf_counter() - t0, 1), "dtype": str(backend.model.dtype).removeprefix("torch."),
             "first_entropies": [round(e, 4) for e in gens[0].token_entropies[:5]], "peak_rss_mb": round(peak_rss_mb())}
-
-
-GENERATE_ARMS = ("per_step (code now)", "stacked (previous code)", "per_step bf16")
 
 
 def run_child(kind: str, arm: str) -> dict:

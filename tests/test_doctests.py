@@ -17,10 +17,13 @@ MODULES = sorted(
 )
 
 
+def run_doctests(name: str) -> doctest.TestResults:
+    return doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = run_doctests(name)
     assert result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {name}"
 
 
@@ -30,6 +33,5 @@ BENCHMARKS = sorted(p.stem for p in (PACKAGE.parent / "benchmarks").glob("*.py")
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_docstring_examples(name):
     # The benchmarks' pure helpers (arm names, agreement figures) are what their JSON is built from.
-    module = importlib.import_module(f"benchmarks.{name}")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = run_doctests(f"benchmarks.{name}")
     assert result.attempted > 0 and result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {name}"
