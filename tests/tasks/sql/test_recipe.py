@@ -19,6 +19,23 @@ def demo_db(tmp_path_factory):
     return ensure_database(tmp_path_factory.mktemp("db") / "ehr.sqlite", None)
 
 
+@pytest.mark.parametrize(("native", "dtype", "expected"), [("1", "auto", "bfloat16"), ("0", "auto", "float32"),
+                                                         ("1", "float32", "float32")])
+def test_the_recipe_generates_in_the_precision_its_students_train_in(tiny_model_dir, demo_db, tmp_path, monkeypatch,
+                                                                     native, dtype, expected):
+    import torch
+
+    from ehrforge.core.adapters import load_trainable
+    from ehrforge.tasks.sql.recipe import _load_student
+
+    monkeypatch.setenv("EHRFORGE_CPU_BF16", native)  # the native-bf16 detection, forced either way
+    cfg = load_config(overrides=[f"sft.dtype={dtype}", "sft.device=cpu"], model=str(tiny_model_dir),
+                      output_dir=str(tmp_path), task_options={"db": str(demo_db)})
+    student = _load_student(str(tiny_model_dir), SQLTask(db=str(demo_db)), cfg)
+    trained, _, _ = load_trainable(str(tiny_model_dir), cfg.sft.dtype, cfg.sft.device)
+    assert student.model.dtype == trained.dtype == getattr(torch, expected)
+
+
 def test_recipe_end_to_end_with_tiny_model(tiny_model_dir, demo_db, tmp_path):
     cfg = load_config(
         overrides=["sft.max_steps=2", "sft.max_seq_len=4096", "data.train_limit=12", "data.valid_limit=6"],
