@@ -112,8 +112,8 @@ def thread_layout(threads: int, intra_threads: int = 1) -> tuple[int, int]:
     """``(intra, inter)``: threads per decoding worker and how many workers decode sub-batches in parallel.
 
     One thread per worker by default because CTranslate2's intra-op threading is slower than one thread on the
-    2-core machines measured (docs/speed.md: the bundled model at batch 8 decodes at 89 tokens/s with one worker of
-    2 threads, 249 with one of 1 thread, 381 with two of 1 thread each).
+    2-core machines measured (docs/speed.md; throughput.json: the bundled model at batch 8 went from 95.5 tokens/s
+    with one worker of 2 threads to 332.8 with two workers of 1 thread each).
 
     >>> thread_layout(2)
     (1, 2)
