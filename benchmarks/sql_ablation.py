@@ -22,11 +22,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._env import device_info  # noqa: E402
 
+#: arms named without a retrieval method ran before there was a choice: BM25 over the raw questions
+BM25 = {"retrieval": "bm25", "mask_values": False, "draft": False}
+#: MiniLM embeddings of value-masked questions (tasks/sql/demonstrations.py; benchmarks/results/sql_retrieval.json)
+SHAPES = {"retrieval": "minilm", "mask_values": True, "draft": False}
+#: the same, and the question comes with its draft (the nearest demonstration's SQL with its values put in). The arm
+#: "... draft" ran when the demonstrations carried drafts too (since removed: prompts up to 3,217 tokens, no gain);
+#: "... draft-question" is the current prompt, a draft on the asked question only.
+DRAFTS = {**SHAPES, "draft": True}
 ZERO_SHOT = {
-    "zero-shot schema k=0": {"prompt": "schema", "k": 0},
-    "zero-shot compact k=1": {"prompt": "compact", "k": 1},
-    "zero-shot compact k=2": {"prompt": "compact", "k": 2},
-    "zero-shot compact k=3": {"prompt": "compact", "k": 3},
+    "zero-shot schema k=0": {"prompt": "schema", "k": 0, **BM25},
+    "zero-shot compact k=1": {"prompt": "compact", "k": 1, **BM25},
+    "zero-shot compact k=2": {"prompt": "compact", "k": 2, **BM25},
+    "zero-shot compact k=3": {"prompt": "compact", "k": 3, **BM25},
+    "zero-shot compact k=1 minilm-masked": {"prompt": "compact", "k": 1, **SHAPES},
+    "zero-shot compact k=3 minilm-masked": {"prompt": "compact", "k": 3, **SHAPES},
+    "zero-shot compact k=3 minilm-masked draft": {"prompt": "compact", "k": 3, **DRAFTS},
+    "zero-shot compact k=3 minilm-masked draft-question": {"prompt": "compact", "k": 3, **DRAFTS},
+    "zero-shot compact k=1 minilm-masked draft": {"prompt": "compact", "k": 1, **DRAFTS},
 }
 from ehrforge.core.sft import ALL_LINEAR_LAYERS, ATTENTION_LAYERS  # noqa: E402
 from ehrforge.tasks.sql.task import SQLTask  # noqa: E402
@@ -34,12 +47,16 @@ from ehrforge.tasks.sql.task import SQLTask  # noqa: E402
 ATTN, ALL_LINEAR = list(ATTENTION_LAYERS), list(ALL_LINEAR_LAYERS)
 #: trained arms: prompt options + SFT settings (dtype from --dtype: bf16 only where the CPU has native bf16)
 TRAINED = {
-    "lora attn r8 lr2e-4 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-4, "lora_target_modules": ATTN}),
-    "lora all r16 lr1e-4 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-4, "lora_target_modules": ALL_LINEAR}),
-    "lora all r16 lr1e-3 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3, "lora_target_modules": ALL_LINEAR}),
-    "lora all r16 lr2e-4 k=3": ({"prompt": "compact", "k": 3}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
-    "lora all r16 lr2e-4 k=1": ({"prompt": "compact", "k": 1}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
-    "lora attn r8 lr2e-4 k=0": ({"prompt": "compact", "k": 0}, {"lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-4, "lora_target_modules": ATTN}),
+    "lora attn r8 lr2e-4 k=1": ({"prompt": "compact", "k": 1, **BM25}, {"lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-4, "lora_target_modules": ATTN}),
+    "lora all r16 lr1e-4 k=1": ({"prompt": "compact", "k": 1, **BM25}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-4, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr1e-3 k=1": ({"prompt": "compact", "k": 1, **BM25}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 1e-3, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr2e-4 k=3": ({"prompt": "compact", "k": 3, **BM25}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr2e-4 k=1": ({"prompt": "compact", "k": 1, **BM25}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
+    "lora attn r8 lr2e-4 k=0": ({"prompt": "compact", "k": 0, **BM25}, {"lora_r": 8, "lora_alpha": 16, "learning_rate": 2e-4, "lora_target_modules": ATTN}),
+    "lora all r16 lr2e-4 k=3 minilm-masked": ({"prompt": "compact", "k": 3, **SHAPES}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr2e-4 k=1 minilm-masked": ({"prompt": "compact", "k": 1, **SHAPES}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr2e-4 k=3 minilm-masked draft-question": ({"prompt": "compact", "k": 3, **DRAFTS}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
+    "lora all r16 lr2e-4 k=1 minilm-masked draft": ({"prompt": "compact", "k": 1, **DRAFTS}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4, "lora_target_modules": ALL_LINEAR}),
 }
 # The chosen recipe with the SQL task's memory settings (one sequence per micro-batch, 4 accumulated, every layer
 # recomputed; the same 4 examples per step), for models bigger than the bundled one.
@@ -141,6 +158,8 @@ def main() -> None:
         from ehrforge.core.types import Answer
 
         full_dev = sql_data.split_three(task.load("valid"))[0]
+        for name, value in BM25.items():  # as it ran first; benchmarks/sql_retrieval.py compares the methods
+            setattr(task.options, name, value)
         figures = {}
         for label, part in (("", dev), ("_full_dev", full_dev)):
             demos = task.retriever().nearest_many([r["question"] for r in part], 1, exclude=[{r["id"]} for r in part])
@@ -178,7 +197,8 @@ def main() -> None:
             # Continue from the previous point on the next, unseen slice: each segment has its own warm-up and
             # linear decay (a restart schedule), so a point costs only its own examples.
             folder = Path(args.out) / name.replace(" ", "_").replace("=", "") / f"seen{n}"
-            settings = SFTSettings(**{"epochs": 1, "batch_size": 4, "dtype": args.dtype, "max_seq_len": 2048,
+            settings = SFTSettings(**{"epochs": 1, "batch_size": 4, "dtype": args.dtype,
+                                      "max_seq_len": SQLTask.sft_defaults["max_seq_len"],
                                       "warmup_steps": 2, "save_steps": 1000, **sft})
             t0 = time.perf_counter()
             if not (folder / "ehrforge_model.json").exists():
@@ -217,7 +237,9 @@ def plot(arms: dict, out: Path) -> None:
             xs = [0] + [p["examples_seen"] for p in arm["curve"]]
             suffix = arm_suffix(arm.get("model", "bundled"), arm.get("engine", "transformers"),
                                 arm.get("ct2_compute_type", "int8"), arm.get("dtype", "auto"))
-            zero = arms.get(f"zero-shot compact k={arm['prompt_options']['k']}{suffix}", {}).get("execution_accuracy")
+            shapes = " minilm-masked" if arm["prompt_options"].get("retrieval") == "minilm" else ""
+            shapes += " draft-question" if arm["prompt_options"].get("draft") else ""
+            zero = arms.get(f"zero-shot compact k={arm['prompt_options']['k']}{shapes}{suffix}", {}).get("execution_accuracy")
             ys = [zero] + [p["execution_accuracy"] for p in arm["curve"]]
             if zero is None:
                 xs, ys = xs[1:], ys[1:]

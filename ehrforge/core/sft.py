@@ -64,6 +64,16 @@ class SFTSettings(Settings):
     #: layer) it fell to 1.7 GB but was about 12 % slower (benchmarks/results/throughput.json).
     gradient_checkpointing: bool = True
     checkpoint_every: int = Field(2, ge=1)
+    #: also save a loadable adapter folder (``<out>/snapshots/seen-<n>``) when this many examples have been trained
+    #: on, for learning curves measured along one run
+    snapshot_examples: list[int] = Field(default_factory=list)
+
+    @field_validator("snapshot_examples")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value):
+            raise ValueError("every snapshot point must be a positive number of examples")
+        return sorted(set(value))
 
     @field_validator("max_steps")
     @classmethod
@@ -109,7 +119,18 @@ def train_sft(
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False},
                                               every_n_layers=cfg.checkpoint_every)
     checkpoint = last_checkpoint(ckpt_dir) if resume else None
-    state = run_training(model, examples, cfg, device, tokenizer.pad_token_id, ckpt_dir, checkpoint, f"SFT {task.name}")
+    fingerprint = run_fingerprint(cfg, examples, base_model_spec(base_model), model_card(task))
+    if checkpoint is not None:
+        check_resumable(checkpoint, fingerprint)
+
+    def snapshot(examples_seen: int, state: dict[str, Any]) -> None:
+        folder = out / "snapshots" / f"seen-{examples_seen}"
+        save_adapter(model, tokenizer, folder, {"base_model": base_model_spec(base_model), **model_card(task),
+                                                "train_records": len(records), "examples_seen": examples_seen,
+                                                "steps": state["global_step"], "sft": cfg.model_dump()})
+
+    state = run_training(model, examples, cfg, device, tokenizer.pad_token_id, ckpt_dir, checkpoint, f"SFT {task.name}",
+                         fingerprint=fingerprint, on_snapshot=snapshot)
     save_adapter(
         model,
         tokenizer,
@@ -316,11 +337,58 @@ def load_checkpoint(model: Any, optimizer: Any, schedule: Any, checkpoint: Path)
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
-    saved = torch.load(checkpoint / "training_state.pt", weights_only=False)
+    # weights_only: a checkpoint folder may come from someone else (a commit, a shared drive); a full unpickle of it
+    # would run whatever code it carries.
+    try:
+        saved = torch.load(checkpoint / "training_state.pt", weights_only=True)
+    except Exception as exc:  # UnpicklingError, truncated file, ...: never fall back to a full unpickle
+        raise DataError(f"{checkpoint / 'training_state.pt'} is not a plain training state ({exc.__class__.__name__}): "
+                        "refused, loading it could run code", "delete that checkpoint folder to start afresh") from None
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
     torch.set_rng_state(saved["rng"])
     return json.loads((checkpoint / "trainer_state.json").read_text())
+
+
+#: settings a run may resume with changed: how often things are written or logged, and how long it trains (a longer
+#: run continues the same data order; the schedule is recomputed for the new length, and the manifest records the
+#: step it resumed from)
+RESUMABLE_CHANGES = ("save_steps", "logging_steps", "snapshot_examples", "device", "max_steps", "epochs")
+
+
+def run_fingerprint(cfg: Any, examples: Sequence[tuple[list[int], int]], base_model: str, card: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint must have been trained with to be resumed: the learning settings, the base model, the
+    task and its prompt format, and a hash of the tokenized training examples (data, prompt and order of records)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for ids, start in examples:
+        digest.update(f"{start}:{','.join(map(str, ids))};".encode())
+    settings = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
+    return {"settings": settings, "base_model": base_model, "task": card.get("task"),
+            "prompt_format": card.get("prompt_format"), "examples": len(examples), "data_sha256": digest.hexdigest()}
+
+
+def check_resumable(checkpoint: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse to continue a checkpoint made with other settings, data or prompt (one line naming the difference):
+    resuming would mix two runs and record the new settings as if they had been used throughout."""
+    try:
+        saved = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"checkpoint {checkpoint} is unreadable ({exc.__class__.__name__})",
+                        "delete that checkpoint folder to start afresh") from None
+    if saved is None:
+        raise DataError(f"checkpoint {checkpoint} does not record what it was trained with",
+                        "delete its checkpoints/ folder to start afresh")
+    differences = [f"sft.{k}: {saved['settings'].get(k)!r} -> {v!r}" for k, v in fingerprint["settings"].items()
+                   if saved.get("settings", {}).get(k) != v]
+    for key, what in (("base_model", "base model"), ("task", "task"), ("prompt_format", "prompt format"),
+                      ("examples", "number of training examples"), ("data_sha256", "training data")):
+        if saved.get(key) != fingerprint[key]:
+            differences.append(f"{what} differs from the checkpoint's")
+    if differences:
+        raise DataError(f"cannot resume {checkpoint.parent.parent}: {'; '.join(dict.fromkeys(differences))}",
+                        "re-run with the checkpoint's data and settings, or delete its checkpoints/ folder to start afresh")
 
 
 def mixed_precision(model: Any, device: str) -> Any:
@@ -388,7 +456,8 @@ def lean_rms_norms(model: Any) -> int:
 
 
 def run_training(model: Any, examples: list[tuple[list[int], int]], cfg: Any, device: str, pad_id: int, ckpt_dir: Path,
-                 checkpoint: Path | None, description: str) -> dict[str, Any]:
+                 checkpoint: Path | None, description: str, *, fingerprint: dict[str, Any] | None = None,
+                 on_snapshot: Any = None) -> dict[str, Any]:
     """Optimise the LoRA weights of ``model`` (a PEFT model); return the final trainer state (steps, loss, speed)."""
     import torch
 
@@ -402,10 +471,12 @@ def run_training(model: Any, examples: list[tuple[list[int], int]], cfg: Any, de
         return (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    state: dict[str, Any] = {"global_step": 0, "max_steps": total, "log_history": []}
+    state: dict[str, Any] = {"global_step": 0, "max_steps": total, "log_history": [], "run": fingerprint}
     if checkpoint is not None:
         state = load_checkpoint(model, optimizer, schedule, checkpoint)
         state["max_steps"] = total
+    examples_per_step = cfg.batch_size * cfg.grad_accum
+    snapshots = [n for n in getattr(cfg, "snapshot_examples", []) if n > state["global_step"] * examples_per_step]
     start_step = state["global_step"]
     lengths = [len(ids) for ids, _ in examples]
     micro_per_step = cfg.grad_accum
@@ -446,6 +517,10 @@ def run_training(model: Any, examples: list[tuple[list[int], int]], cfg: Any, de
                                              "learning_rate": schedule.get_last_lr()[0], "tokens_per_s": round(tokens / elapsed, 1)})
             if (step + 1) % cfg.save_steps == 0:
                 save_checkpoint(model, optimizer, schedule, state, ckpt_dir)
+            seen = (step + 1) * examples_per_step
+            while snapshots and on_snapshot is not None and (seen >= snapshots[0] or step + 1 == total):
+                snapshots.pop(0)
+                on_snapshot(min(seen, len(examples) * math.ceil(cfg.epochs)), state)
             advance(1)
     elapsed = time.monotonic() - started
     state.update(train_loss=sum(losses) / len(losses) if losses else float("nan"), trained_tokens=tokens,

@@ -1,4 +1,6 @@
-"""Demonstration retrieval: nearest records by BM25, never the query itself, deterministic on ties."""
+"""Demonstration retrieval: nearest records by BM25 or MiniLM embeddings, never the query itself, deterministic on ties."""
+
+import pytest
 
 from ehrforge.core.retrieval import Retriever
 
@@ -43,3 +45,42 @@ def test_batch_matches_single_queries_and_is_deterministic():
 def test_fingerprint_changes_with_the_pool():
     assert Retriever(POOL).fingerprint() == Retriever(list(POOL)).fingerprint()
     assert Retriever(POOL).fingerprint() != Retriever(POOL[:3]).fingerprint()
+
+
+def test_normalize_applies_to_pool_and_query_alike():
+    # masking the numbers lets the question's shape decide, not the patient and year it shares with another one
+    import re
+
+    pool = [{"id": "gender", "question": "gender of patient 10001 in 2100"},
+            {"id": "age", "question": "age of patient 20002 in 2101"}]
+    query = "age of patient 10001 in 2100"
+    assert Retriever(pool).nearest(query, 1)[0]["id"] == "gender"
+    masked = Retriever(pool, normalize=lambda text: re.sub(r"\d+", "NUM", text))
+    assert masked.nearest(query, 1)[0]["id"] == "age"
+
+
+def test_minilm_matches_paraphrases_bm25_cannot():
+    # no word in common with the right answer but the meaning: only sentence embeddings find it
+    pool = [{"id": "a", "question": "what sex is the person"}, {"id": "b", "question": "list the medicines given"}]
+    query = "which drugs were administered"
+    dense = Retriever(pool, method="minilm")
+    assert dense.nearest(query, 1)[0]["id"] == "b"
+    assert dense.nearest(query, 1, exclude={"b"})[0]["id"] == "a"
+    assert dense.nearest_many([query, "gender of the patient"], 1) == [[pool[1]], [pool[0]]]
+    assert dense.fingerprint() != Retriever(pool).fingerprint()  # the method is part of what a model saw
+
+
+def test_unknown_method_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="bm25, minilm"):
+        Retriever(POOL, method="tfidf")
+
+
+def test_among_texts_that_normalize_alike_the_one_sharing_the_query_words_wins():
+    import re
+
+    pool = [{"id": "other drug", "question": "was patient 1 given aspirin"},
+            {"id": "same drug", "question": "was patient 2 given heparin"}]
+    shape = lambda text: re.sub(r"aspirin|heparin", "VAL", re.sub(r"\d+", "NUM", text))  # noqa: E731
+    for method in ("bm25", "minilm"):
+        r = Retriever(pool, method=method, normalize=shape)
+        assert [x["id"] for x in r.nearest("was patient 3 given heparin", 2)] == ["same drug", "other drug"], method

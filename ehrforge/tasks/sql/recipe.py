@@ -19,7 +19,7 @@ from ehrforge.core.io import atomic_write_json
 from ehrforge.core.memory import peak_rss_mb, release_freed_memory
 from ehrforge.core.progress import console, progress_bar
 from ehrforge.core.sft import train_sft
-from ehrforge.core.types import ABSTAIN_TOKEN, Abstain
+from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer
 from ehrforge.tasks.sql import data as sql_data
 
 if TYPE_CHECKING:  # the task imports this module (its demo); at run time we build it through the registry
@@ -91,6 +91,19 @@ def save_tuning(folder: Path, task: SQLTask) -> None:
     atomic_write_json(path, manifest)
 
 
+def draft_copy_predictions(task: SQLTask, records: list) -> list:
+    """The baseline without a language model: each question's draft (the nearest demonstration whose values line up,
+    with the question's values put in) is the answer, through the same guard/execution policy; a question with no
+    draft is abstained on. A student has to beat this, not only its base."""
+    pool = task.demonstration_pool()
+    predictions = []
+    for record in records:
+        draft = pool.draft(record["question"], exclude={str(record.get("id"))})
+        predictions.append(task.apply_policy(Answer(draft, 1.0, {"uncertainty": 0.0})) if draft
+                           else Abstain("no similar training question lines up with this one", 0.0))
+    return predictions
+
+
 def unanswerable_rate(records: list) -> float:
     """Share of labelled records whose gold is ``null``: the cap on how many pool questions may be pseudo-labelled
     unanswerable (EHRSQL valid: about 20 %)."""
@@ -148,6 +161,8 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     dev, test, pool = (sql_data.subsample(part, limit, cfg.data.seed) for part, limit in zip((dev, test, pool), limits))
     rows: dict[str, dict[str, Any]] = {}
     rows["abstain-all"] = task.score(test, [Abstain("abstain-all baseline")] * len(test)) | {"threshold": None}
+    if task.options.k or task.options.draft:  # there is a demonstration pool to copy from
+        rows["draft-copy"] = task.score(test, draft_copy_predictions(task, test)) | {"threshold": None, "model": "none"}
     sft_cfg = cfg.sft
 
     if include_base:

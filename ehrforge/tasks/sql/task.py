@@ -42,6 +42,12 @@ COMPACT_PROMPT = """Translate the question about a MIMIC-IV hospital database in
 Write only the SQL. Use current_time for "now" (it is {now}). If the database cannot answer it, reply exactly: null"""
 
 PROMPTS = {"schema": SYSTEM_PROMPT, "compact": COMPACT_PROMPT}
+#: the options that decide what a prompt looks like: saved with a trained model and restored when it is loaded
+PROMPT_OPTIONS = ("prompt", "k", "retrieval", "mask_values", "draft")
+LEGACY_RETRIEVAL = {"retrieval": "bm25", "mask_values": False, "draft": False}
+#: what the system prompt adds when questions come with drafts, and how a draft follows its question
+DRAFT_INSTRUCTION = "\nThe question may come with a draft: a similar question's SQL with this question's values put in. Correct it where the question differs."
+DRAFT_LINE = "\nDraft: {sql}"
 
 class SQLOptions(TaskOptions):
     #: the EHR database: a SQLite/DuckDB file or a postgresql:// URL; None = the cached synthetic demo database
@@ -62,8 +68,17 @@ class SQLOptions(TaskOptions):
     prompt: Literal["schema", "compact"] = "compact"
     #: retrieved demonstrations (train question -> SQL) shown before the question; 0 = none. 3 by default: best on
     #: dev both zero-shot and trained (docs/sql.md, benchmarks/results/sql_ablation.json); a k=3 training example is
-    #: a median 669 tokens and up to 1,740 in the demo, hence the task's sft.max_seq_len of 2048
+    #: a median 669 tokens and up to 1,740 in the demo (BM25 demonstrations); with a draft on the question up to
+    #: 2,052 on EHRSQL train, hence the task's sft.max_seq_len of 2560
     k: int = Field(3, ge=0, le=16)
+    #: how demonstrations are found: "minilm" (bundled sentence embeddings) or "bm25" (word overlap)
+    retrieval: Literal["bm25", "minilm"] = "minilm"
+    #: compare questions with their values masked (numbers, and phrases that are string literals in train SQL), so
+    #: the nearest demonstrations share the question's shape rather than its patient or drug (demonstrations.py)
+    mask_values: bool = True
+    #: add a draft to each question: the nearest demonstration's SQL with this question's values put in (when their
+    #: values line up), for the model to copy or correct (demonstrations.py; docs/sql.md "Drafts")
+    draft: bool = True
     max_rows: int = Field(1000, ge=1)
     timeout_s: float = Field(5.0, gt=0, le=600)
 
@@ -81,12 +96,12 @@ class SQLTask(Task):
     default_max_new_tokens = 384
     Options = SQLOptions
     #: the dev ablation's trained arm (docs/sql.md): LoRA on every linear layer, r16, lr 2e-4 (lr 1e-3 collapsed to
-    #: 0 % in the issue's probe); sequences up to 2048 tokens for k=3 demonstrations. One sequence per micro-batch,
+    #: 0 % in the issue's probe); sequences up to 2560 tokens for k=3 demonstrations and a draft. One sequence per micro-batch,
     #: four accumulated (the same 4 examples per step), every decoder layer recomputed: on the 4 longest k=3
     #: examples (1,740 tokens) one fp32 step peaked at 14.1 GB as one batch of 4 (one layer in two recomputed),
     #: 5.2 GB as micro-batches of 1, 3.7 GB with every layer (benchmarks/results/sql_memory.json).
     sft_defaults = {"learning_rate": 2e-4, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": list(ALL_LINEAR_LAYERS),
-                    "max_seq_len": 2048, "batch_size": 1, "grad_accum": 4, "checkpoint_every": 1}
+                    "max_seq_len": 2560, "batch_size": 1, "grad_accum": 4, "checkpoint_every": 1}
     capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO, Capability.RETRIEVAL})
 
     def __init__(self, db: str | Path | None = None, **options: Any) -> None:
@@ -94,7 +109,8 @@ class SQLTask(Task):
 
     def setup(self) -> None:
         self._fixed_threshold = "threshold" in self.options.model_fields_set
-        self._retriever: Any = None
+        self._pool: Any = None
+        self._pool_key: tuple[str, bool] | None = None
         self.tuned_curve: list | None = None  # (threshold, RS) pairs of the last tuning, saved with a model
         if self.db is not None and not self.is_url(self.db) and not Path(self.db).exists():
             raise DatabaseError(f"database not found: {self.db}", "build the demo one with `ehrforge data --task sql`, or pass --db")
@@ -153,7 +169,7 @@ class SQLTask(Task):
         tuned: dict[str, Any] = {"threshold": self.options.threshold, "entropy": self.options.entropy}
         if getattr(self, "tuned_curve", None):
             tuned["curve"] = self.tuned_curve
-        return {"tuned": tuned, "prompt_options": {"prompt": self.options.prompt, "k": self.options.k}}
+        return {"tuned": tuned, "prompt_options": {name: getattr(self.options, name) for name in PROMPT_OPTIONS}}
 
     def restore(self, manifest: dict[str, Any]) -> None:
         """The tuned threshold, and the prompt the model was trained with (unless set explicitly)."""
@@ -161,12 +177,17 @@ class SQLTask(Task):
         if not self._fixed_threshold and "threshold" in tuned and tuned.get("entropy", self.options.entropy) == self.options.entropy:
             self.options.threshold = tuned["threshold"]
             self.tuned_curve = tuned.get("curve")
-        for name, value in (manifest.get("prompt_options") or {}).items():
-            if name in ("prompt", "k") and name not in self.options.model_fields_set:
+        saved = manifest.get("prompt_options")
+        if saved:
+            # A model saved before demonstrations had a choice of retrieval was trained on BM25 over raw questions.
+            saved = {**LEGACY_RETRIEVAL, **saved}
+        for name, value in (saved or {}).items():
+            if name in PROMPT_OPTIONS and name not in self.options.model_fields_set:
                 setattr(self.options, name, value)
 
     def prompt_fingerprint(self) -> str:
-        return super().prompt_fingerprint() + self.system_prompt() + f"\nprompt={self.options.prompt} k={self.options.k}"
+        options = " ".join(f"{name}={getattr(self.options, name)}" for name in PROMPT_OPTIONS)
+        return super().prompt_fingerprint() + self.system_prompt() + "\n" + options
 
     # -- data ---------------------------------------------------------------------------------------------------
     def load(self, split: str, *, limit: int | None = None, seed: int = 0, source: str | None = None) -> list[Record]:
@@ -174,15 +195,22 @@ class SQLTask(Task):
         return sql_data.subsample(records, limit, seed)
 
     def system_prompt(self) -> str:
-        return PROMPTS[self.options.prompt].format(now=CURRENT_TIME, schema=schema_prompt())
+        text = PROMPTS[self.options.prompt].format(now=CURRENT_TIME, schema=schema_prompt())
+        return text + DRAFT_INSTRUCTION if self.options.draft else text
+
+    def demonstration_pool(self) -> Any:
+        """The labelled train questions of ``source``, indexed as ``retrieval``/``mask_values`` say (built once per
+        setting): where demonstrations and drafts come from."""
+        key = (self.options.retrieval, self.options.mask_values)
+        if self._pool is None or self._pool_key != key:
+            from ehrforge.tasks.sql.demonstrations import DemonstrationPool
+
+            self._pool = DemonstrationPool(self.load("train"), method=key[0], mask_values=key[1])
+            self._pool_key = key
+        return self._pool
 
     def retriever(self) -> Any:
-        """BM25 over the labelled train questions of ``source`` (built once): the demonstration pool."""
-        if self._retriever is None:
-            from ehrforge.core.retrieval import Retriever
-
-            self._retriever = Retriever([r for r in self.load("train") if r.get("sql")])
-        return self._retriever
+        return self.demonstration_pool().retriever
 
     def demonstrations(self, record: Record) -> list[Record]:
         """The ``k`` nearest train questions, never the record itself (in training it is in the pool)."""
@@ -190,11 +218,22 @@ class SQLTask(Task):
             return []
         return self.retriever().nearest(record["question"], self.options.k, exclude={str(record.get("id"))})
 
+    def question_turn(self, record: Record, *, exclude: set[str]) -> str:
+        """The question as the user turn: with its draft when drafts are on and one lines up. ``exclude``: ids whose
+        SQL must not become the draft (the record itself: in training, its own gold SQL)."""
+        if not self.options.draft:
+            return record["question"]
+        draft = self.demonstration_pool().draft(record["question"], exclude=exclude)
+        return record["question"] if draft is None else record["question"] + DRAFT_LINE.format(sql=draft)
+
     def prompt(self, record: Record) -> list[Message]:
+        own = str(record.get("id"))
         messages: list[Message] = [{"role": "system", "content": self.system_prompt()}]
         for demo in reversed(self.demonstrations(record)):  # the most similar one right before the question
             messages += [{"role": "user", "content": demo["question"]}, {"role": "assistant", "content": demo["sql"]}]
-        return messages + [{"role": "user", "content": record["question"]}]
+        # Only the asked question carries a draft: drafts on the demonstrations too made k=3 prompts up to 3,217
+        # tokens (11 of 64 training examples over 2,048) and scored no better zero-shot (docs/sql.md).
+        return messages + [{"role": "user", "content": self.question_turn(record, exclude={own})}]
 
     def target(self, record: Record) -> str:
         return record.get("sql") or ABSTAIN_TOKEN

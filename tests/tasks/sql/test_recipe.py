@@ -38,12 +38,12 @@ def test_the_recipe_generates_in_the_precision_its_students_train_in(tiny_model_
 
 def test_recipe_end_to_end_with_tiny_model(tiny_model_dir, demo_db, tmp_path):
     cfg = load_config(
-        overrides=["sft.max_steps=2", "sft.max_seq_len=4096", "data.train_limit=12", "data.valid_limit=6"],
+        overrides=["sft.max_steps=2", "sft.max_seq_len=6144", "data.train_limit=12", "data.valid_limit=6"],
         model=str(tiny_model_dir), output_dir=str(tmp_path / "run"), task_options={"db": str(demo_db)}, max_new_tokens=12,
     )
     result = run_sql_recipe(cfg, stages=2)
     rows = result["rows"]
-    assert set(rows) == {"abstain-all", "base", "stage1", "stage2"}
+    assert set(rows) == {"abstain-all", "draft-copy", "base", "stage1", "stage2"}
     # Abstaining on everything scores exactly the unanswerable share, whatever the penalty.
     share = 100 * result["sizes"]["test_unanswerable"] / result["sizes"]["test"]
     for key in ("RS0", "RS5", "RS10", "RSN"):
@@ -155,7 +155,7 @@ def test_pseudo_labels_are_capped_at_the_unanswerable_rate_most_uncertain_first(
     from ehrforge.core.backends.fake import FakeBackend
     from ehrforge.tasks.sql.recipe import pseudo_label_unanswerable, unanswerable_rate
 
-    task = SQLTask(db=str(demo_db), threshold=0.5, k=0)
+    task = SQLTask(db=str(demo_db), threshold=0.5, k=0, draft=False)
     pool = [{"id": f"p{i}", "question": f"question {i}", "sql": "null" if i < 3 else "SELECT 1"} for i in range(10)]
     answers = {"question 0": "null", "question 1": "SELECT nonsense FROM nowhere", "question 2": "SELECT COUNT(*) FROM patients"}
     # question 0: the model says null; 1: SQL that fails; the rest (2 included, truly unanswerable) confident SQL

@@ -68,7 +68,7 @@ def _pool_task(**options):
 
 
 def test_compact_prompt_has_no_schema_and_k_demonstration_turns():
-    task = _pool_task(prompt="compact", k=2)
+    task = _pool_task(prompt="compact", k=2, draft=False)
     messages = task.prompt({"id": "q", "question": "How many patients were admitted in 2100?"})
     assert "Tables:" not in messages[0]["content"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
@@ -81,7 +81,7 @@ def test_compact_prompt_has_no_schema_and_k_demonstration_turns():
 
 
 def test_training_record_is_never_its_own_demonstration():
-    task = _pool_task(k=3)
+    task = _pool_task(k=3, draft=False)
     record = task.load("train")[0]
     shown = [m["content"] for m in task.prompt(record)[1:-1:2]]
     assert record["question"] not in shown or sum(r["question"] == record["question"] for r in task.load("train")) > 1

@@ -1,0 +1,141 @@
+"""How the SQL student learns with data: execution accuracy on a fixed dev part along one training run per arm.
+
+Each arm is one resumable LoRA run over the shuffled EHRSQL train split (``--train``); the run saves a loadable
+adapter snapshot when it has trained on 250, 500, 1,000, 2,000 ... examples, and ``--evaluate`` scores every
+snapshot on the same dev part of EHRSQL valid (the first third of ``split_three``, ``--dev-limit`` questions).
+A point is "examples seen in one run with a linear-decay schedule over the whole split", not a separate run on
+that many examples: the learning rate at an early snapshot is still high. Points are written to
+``benchmarks/results/sql_learning_curve.json`` as each arm is evaluated.
+
+The run folder (``benchmarks/runs/sql_curve/<arm>/``) keeps the newest checkpoint (adapter, optimiser state,
+step, data fingerprint); commit it and the same command resumes on another machine:
+
+    python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16 --train
+    python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16 --evaluate
+
+RS(c) here uses the execution filter only (no entropy threshold: tuning one on the dev part it is scored on would
+flatter it); ``benchmarks/sql_rs.py`` tunes the threshold on dev and scores a disjoint test part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._env import device_info  # noqa: E402
+
+from ehrforge.core.io import atomic_write_json  # noqa: E402
+from ehrforge.core.sft import ALL_LINEAR_LAYERS, SFTSettings  # noqa: E402
+
+#: the prompt each arm trains and answers with (SQLOptions fields) and its SFT settings beyond the task's
+ARMS: dict[str, tuple[dict, dict]] = {
+    # a question and its draft, no demonstrations: ~300 tokens an example, so the whole split fits one CPU session
+    "k0-draft-r16": ({"k": 0, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
+    "k0-draft-r64": ({"k": 0, "draft": True}, {"lora_r": 64, "lora_alpha": 64, "learning_rate": 2e-4}),
+    "k1-draft-r16": ({"k": 1, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
+    "k3-draft-r16": ({"k": 3, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4}),
+    "k0-r16": ({"k": 0, "draft": False}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
+}
+SNAPSHOTS = [250, 500, 1000, 2000, 4000]
+#: short sequences (k=0): four per micro-batch, two accumulated, nothing recomputed (35 % faster than one layer in
+#: two on this CPU, and the activations of 4 x ~350 tokens fit the 4 GB budget)
+BATCHING = {"batch_size": 4, "grad_accum": 2, "gradient_checkpointing": False, "warmup_steps": 20, "save_steps": 80,
+            "max_seq_len": 2560, "lora_target_modules": list(ALL_LINEAR_LAYERS)}
+RESULTS = Path("benchmarks/results/sql_learning_curve.json")
+
+
+def make_task(args: argparse.Namespace, prompt_options: dict):
+    from ehrforge.tasks import get_task
+    from ehrforge.tasks.sql.recipe import ensure_database
+
+    db = ensure_database(None, args.data)
+    return get_task("sql", db=str(db), source=args.data, **prompt_options)
+
+
+def train(args: argparse.Namespace) -> None:
+    from ehrforge.core.sft import train_sft
+
+    prompt_options, sft = ARMS[args.arm]
+    task = make_task(args, prompt_options)
+    records = task.load("train", limit=args.train_limit, seed=0)
+    cfg = SFTSettings(**{**BATCHING, **sft, "epochs": args.epochs, "dtype": args.dtype,
+                         "snapshot_examples": [n for n in SNAPSHOTS if n < len(records) * args.epochs]})
+    out = Path(args.runs) / args.arm
+    start = time.perf_counter()
+    train_sft(task, records, args.model, out, cfg)
+    print(json.dumps({"arm": args.arm, "out": str(out), "train_s": round(time.perf_counter() - start, 1)}))
+
+
+def snapshot_folders(out: Path) -> list[tuple[int, Path]]:
+    found = [(int(p.name.removeprefix("seen-")), p) for p in (out / "snapshots").glob("seen-*")
+             if (p / "ehrforge_model.json").exists()]
+    if (out / "ehrforge_model.json").exists():
+        manifest = json.loads((out / "ehrforge_model.json").read_text())
+        found.append((manifest["train_records"] * int(manifest["sft"]["epochs"]), out))
+    return sorted(set(found))
+
+
+def evaluate_arm(args: argparse.Namespace) -> None:
+    from ehrforge.core.evaluate import evaluate
+    from ehrforge.core.loader import LoadOptions, load_model
+    from ehrforge.core.memory import peak_rss_mb, release_freed_memory
+    from ehrforge.tasks.sql import data as sql_data
+
+    prompt_options, _ = ARMS[args.arm]
+    task = make_task(args, {**prompt_options, "threshold": 1e9})  # no entropy threshold: the execution filter only
+    dev = sql_data.subsample(sql_data.split_three(task.load("valid"))[0], args.dev_limit, 0)
+    out = Path(args.runs) / args.arm
+    report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "sql_learning_curve", "arms": {}}
+    arm = report["arms"].setdefault(args.arm, {"prompt_options": prompt_options, "points": []})
+    done = {p["train_examples"] for p in arm["points"]}
+    for seen, folder in snapshot_folders(out):
+        if seen in done and not args.rescore:
+            continue
+        manifest = json.loads((folder / "ehrforge_model.json").read_text())
+        t0 = time.perf_counter()
+        backend = load_model(str(folder), task, LoadOptions(dtype=args.dtype, batch_size=8))
+        metrics = evaluate(task, {args.arm: backend}, dev, batch_size=8)[args.arm]
+        del backend
+        release_freed_memory()
+        final = json.loads((out / "ehrforge_model.json").read_text()) if (out / "ehrforge_model.json").exists() else {}
+        point = {"train_examples": seen, "epochs": round(seen / max(1, manifest["train_records"]), 3),
+                 "execution_accuracy_no_threshold": metrics["execution_accuracy"],
+                 "RS0": metrics["RS0"], "RS10": metrics["RS10"], "eval_s": round(time.perf_counter() - t0, 1),
+                 "steps": manifest.get("steps"), "train_s": final.get("train_s"),
+                 "tokens_per_s": final.get("tokens_per_s"), "peak_rss_mb": round(peak_rss_mb(), 1)}
+        arm["points"] = sorted([p for p in arm["points"] if p["train_examples"] != seen] + [point],
+                               key=lambda p: p["train_examples"])
+        report.update(device=device_info(), sizes={"dev": len(dev), "dev_unanswerable": sum(not sql_data.is_answerable(r) for r in dev)},
+                      command="python benchmarks/sql_learning_curve.py --data <EHRSQL v1.0> --arm ARM --train/--evaluate",
+                      note="points are snapshots along one run per arm (linear decay over the whole split); "
+                           "RS uses the execution filter only, no entropy threshold")
+        atomic_write_json(RESULTS, report)
+        print(json.dumps({args.arm: point}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="EHRSQL version folder")
+    ap.add_argument("--arm", choices=sorted(ARMS), required=True)
+    ap.add_argument("--train", action="store_true", help="train (or resume) the arm's run")
+    ap.add_argument("--evaluate", action="store_true", help="score the arm's snapshots on the dev part")
+    ap.add_argument("--rescore", action="store_true", help="score snapshots that already have a point again")
+    ap.add_argument("--model", default="bundled")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--train-limit", type=int, default=None)
+    ap.add_argument("--dev-limit", type=int, default=100)
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--runs", default="benchmarks/runs/sql_curve")
+    args = ap.parse_args()
+    if args.train:
+        train(args)
+    if args.evaluate:
+        evaluate_arm(args)
+
+
+if __name__ == "__main__":
+    main()
