@@ -21,7 +21,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ehrforge.errors import ConfigError, EhrforgeError
+from ehrforge.core.serve.settings import ServeSettings  # the one declaration of the serve defaults
+from ehrforge.errors import ConfigError, DataError, EhrforgeError
 from ehrforge.tasks import DEFAULT_LABEL_TASK
 
 app = typer.Typer(
@@ -131,6 +132,23 @@ def _writable(path: Path | None, what: str) -> None:
         check_writable(path, what)
 
 
+def _not_inside_model(out: Path, model: str) -> None:
+    """``train --out`` must not be the folder of the model it trains from (or inside it): saving would overwrite
+    the source adapter and record the folder as its own base model."""
+    source = Path(model).expanduser()
+    if source.is_dir():
+        src, dst = source.resolve(), out.expanduser().resolve()
+        if dst == src or src in dst.parents:
+            raise ConfigError([f"--out {out} is the folder of --model {model} (or inside it): training would overwrite the model it starts from"],
+                              "pass a new folder for --out")
+
+
+def _distinct(outputs: dict[str, object], inputs: dict[str, object]) -> None:
+    from ehrforge.core.io import check_distinct
+
+    check_distinct(outputs, inputs)  # type: ignore[arg-type]
+
+
 def _context(pairs: list[str] | None) -> dict[str, str]:
     """``--context key=value`` pairs; ``key=@file`` reads the value from a UTF-8 file (e.g. a patient note)."""
     from ehrforge.errors import DataError
@@ -177,10 +195,17 @@ def data(
     cfg = _config(None, None, task=task)
     if source:
         cfg.data.source = source
-    _writable(Path(db) if db and "://" not in db else None, "--db")  # before the task opens (or misses) the file
+    if db and "://" not in db:  # before the task opens (or misses) the file
+        folder = Path(db).expanduser().parent
+        if not folder.is_dir():
+            raise DataError(f"--db {db}: the folder {folder} does not exist", f"create it first (mkdir -p {folder}) or pass a path in an existing folder")
+        _writable(Path(db), "--db")
     t = _task(cfg, db=db)
     t.require(Capability.DATA, "ehrforge data", f"use `ehrforge synth --task {t.name}` to write training data")
-    typer.echo(str(t.build_data(rebuild=rebuild)))
+    built = t.build_data(rebuild=rebuild)
+    if t.supports(Capability.RESOURCES):
+        t.check_ready()  # an existing file is reported ready only when it opens as a database
+    typer.echo(str(built))
 
 
 label_app = typer.Typer(help="Label data with a teacher model, with a confidence per label; filter into kept labels and a review queue; merge reviews back.", no_args_is_help=False)
@@ -211,6 +236,7 @@ def label(
     missing = [f"--{name} is required" for name, v in (("teacher", teacher), ("input", input_), ("out", out)) if v is None]
     if missing:
         raise ConfigError(missing, "e.g. ehrforge label --task classify --teacher simulated --input tables.jsonl --out labelled.jsonl")
+    _distinct({"--out": out}, {"--input": input_})
     _writable(out, "--out")
     cfg = _config(config, set_, task=task, teacher=teacher)
     t = _task(cfg)
@@ -236,6 +262,7 @@ def label_filter(
     from ehrforge.core.label import filter_labels
     from ehrforge.tasks import get_task
 
+    _distinct({"--out": out, "--review": review}, {"--in": in_})
     _writable(out, "--out")
     _writable(review, "--review")
     stats = filter_labels(in_, out, review, strategy, min_confidence, keep_fraction=keep_fraction, labels=getattr(get_task(task), "labels", None))
@@ -253,6 +280,7 @@ def label_import_review(
     from ehrforge.core.label import import_review
     from ehrforge.tasks import get_task
 
+    _distinct({"--out": out}, {"--labelled": labelled, "--reviewed": reviewed})
     _writable(out, "--out")
     t = get_task(task)
     stats = import_review(labelled, reviewed, out, labels=getattr(t, "labels", None), normalise=getattr(t, "normalise_label", None))
@@ -320,6 +348,7 @@ def train(
         raise ConfigError([f"--stage {stage}: the {t.name} task trains in stages: {', '.join(t.stages())}"])
     if stage == "grpo":
         _ready(t)  # rewards may read the task's resources (e.g. execute SQL)
+    _not_inside_model(out, cfg.model)
     _writable(out / "ehrforge_model.json", "--out")
     records = t.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed, source=cfg.data.source)
     path = t.train(records, cfg.model, out, cfg.grpo if stage == "grpo" else cfg.sft, stage=stage)
@@ -347,6 +376,7 @@ def eval_(
     from ehrforge.core.progress import console
     from ehrforge.tasks import Capability
 
+    _distinct({"--json": json_out, "--predictions-out": predictions_out}, {"--data": source, "--db": db})
     _writable(json_out, "--json")
     _writable(predictions_out, "--predictions-out")
     cfg = _config(config, set_, task=task)
@@ -420,11 +450,12 @@ def serve(
     cors_origin: Annotated[Optional[list[str]], typer.Option(help="Allow this browser origin (CORS is off by default; repeatable).")] = None,
     log_patient_text: Annotated[bool, typer.Option("--log-patient-text", help="Also write question text into the audit log (off by default).")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Concurrent model workers.")] = 1,
-    queue_size: Annotated[int, typer.Option(min=1, help="Requests that may wait; more get 503.")] = 64,
-    rate_per_minute: Annotated[float, typer.Option(min=0.1, help="Requests per minute per token.")] = 120.0,
-    max_body_bytes: Annotated[int, typer.Option(min=1024, help="Largest request body (413 above).")] = 64 * 1024,
+    queue_size: Annotated[int, typer.Option(min=1, help="Requests that may wait; more get 503.")] = ServeSettings.queue_size,
+    rate_per_minute: Annotated[float, typer.Option(min=0.1, help="Requests per minute per token.")] = ServeSettings.rate_per_minute,
+    max_body_bytes: Annotated[int, typer.Option(min=1024, help="Largest request body (413 above).")] = ServeSettings.max_body_bytes,
     task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Serve only these tasks (default: the task a trained folder was made for, else all that load).")] = None,
     model_name: Annotated[Optional[str], typer.Option(help="Model id reported by /v1/models.")] = None,
+    trusted_proxy: Annotated[Optional[list[str]], typer.Option(help="Believe X-Forwarded-For from this reverse proxy address (repeatable; off by default).")] = None,
 ) -> None:
     """Serve a model privately: OpenAI-compatible /v1/chat/completions, /v1/<task>/ask endpoints that answer or abstain, and a web page. Token auth, size and rate limits, bounded queue, hashed audit log."""
     from ehrforge.core.serve import run as serve_run
@@ -434,7 +465,7 @@ def serve(
     serve_run.serve(model, db, host=host, port=port, tokens_file=tokens_file, audit_log=audit_log,
                     cors_origins=cors_origin or (), log_patient_text=log_patient_text, workers=workers,
                     queue_size=queue_size, rate_per_minute=rate_per_minute, max_body_bytes=max_body_bytes,
-                    tasks=task, model_name=model_name)
+                    tasks=task, model_name=model_name, trusted_proxies=trusted_proxy or ())
 
 
 @app.command()
@@ -550,6 +581,24 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+#: operating-system errors a user can fix, as one line each (the path is not printed: it may be very long, and a
+#: file name can carry patient text)
+OS_ERRORS = {
+    "ENAMETOOLONG": "a path or file name is longer than the operating system allows — use a shorter path",
+    "ENOSPC": "no space left on the device — free some space or write to another disk; nothing was half-written",
+    "EROFS": "the output is on a read-only file system — write somewhere else",
+    "EACCES": "permission denied — pass paths you can read and write",
+    "EDQUOT": "disk quota exceeded — free some space or write to another disk",
+}
+
+
+def _os_error_line(exc: OSError) -> str | None:
+    import errno
+
+    name = errno.errorcode.get(exc.errno or -1)
+    return OS_ERRORS.get(name or "")
+
+
 def main() -> None:
     _quiet_libraries()
     try:
@@ -578,6 +627,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted — re-run the same command to resume", err=True)
         sys.exit(130)
+    except OSError as exc:
+        line = _os_error_line(exc)
+        if line is None or os.environ.get("EHRFORGE_DEBUG"):
+            if os.environ.get("EHRFORGE_DEBUG"):
+                raise
+            line = f"unexpected {type(exc).__name__} — rerun with EHRFORGE_DEBUG=1 for details and report it"
+        typer.secho(f"error: {line}", err=True, fg="red")
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - never dump a traceback (it may hold patient text) unless asked
         if os.environ.get("EHRFORGE_DEBUG"):
             raise

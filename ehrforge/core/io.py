@@ -61,6 +61,36 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     return path
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same inode where both exist (hard links, symlinks, ``./x`` and ``x``),
+    else the same resolved path."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def check_distinct(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse, before any work, an output that is one of the inputs or another output: writing it would destroy
+    the input (``label filter --in x --out x``) or one output would overwrite the other.
+
+    >>> check_distinct({"--out": "a.jsonl"}, {"--in": "./a.jsonl"})
+    Traceback (most recent call last):
+    ...
+    ehrforge.errors.DataError: --out a.jsonl is the same file as --in: writing it would destroy that input — pass another path for --out
+    """
+    named = [(k, v) for k, v in outputs.items() if v is not None]
+    for i, (name, path) in enumerate(named):
+        for other, source in [(k, v) for k, v in inputs.items() if v is not None] + named[:i]:
+            if same_file(path, source):
+                what = "that input" if other in inputs else "the other output"
+                raise DataError(f"{name} {path} is the same file as {other}: writing it would destroy {what}",
+                                f"pass another path for {name}")
+
+
 def _make_parent(path: Path, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,31 @@ def read_manifest(spec: str) -> dict[str, Any] | None:
                          "re-copy the folder or retrain it with `ehrforge train`") from None
     if not isinstance(manifest, dict):
         raise ModelError(f"{meta} is not a model manifest", "re-copy the folder or retrain it with `ehrforge train`")
+    problems = manifest_problems(manifest)
+    if problems:
+        raise ModelError(f"{meta}: {'; '.join(problems)} (a corrupt or edited manifest)",
+                         "re-copy the folder or retrain it with `ehrforge train`")
     return manifest
+
+
+def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """What is wrong with a manifest's shape, field by field (values are never quoted: a manifest is data a user
+    may have been handed).
+
+    >>> manifest_problems({"task": "sql", "prompt_format": {"name": "chatml", "hash": "ab12"}})
+    []
+    >>> manifest_problems({"prompt_format": "x", "tuned": {"threshold": "high"}})
+    ['field task is missing', 'field prompt_format is not {name, hash}']
+    """
+    problems = []
+    if not isinstance(manifest.get("task"), str):
+        problems.append("field task is " + ("missing" if "task" not in manifest else "not a task name"))
+    fmt = manifest.get("prompt_format")
+    if manifest.get("predictor", CHAT) == CHAT and not (isinstance(fmt, dict) and isinstance(fmt.get("hash"), str)):
+        problems.append("field prompt_format is " + ("missing" if fmt is None else "not {name, hash}"))
+    if "tuned" in manifest and not isinstance(manifest["tuned"], dict):
+        problems.append("field tuned is not an object")
+    return problems
 
 
 def model_card(task: Task, predictor: str = CHAT) -> dict[str, Any]:

@@ -9,6 +9,7 @@ Interrupted runs resume from the last checkpoint in ``<out>/checkpoints``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -152,7 +153,7 @@ def train_sft(
             "log_history": state["log_history"],
         },
     )
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    remove_own_checkpoints(ckpt_dir)
     del model  # the caller usually loads the trained model next: the training heap goes back to the OS first
     release_freed_memory()
     return out
@@ -329,6 +330,20 @@ def save_checkpoint(model: Any, optimizer: Any, schedule: Any, state: dict[str, 
     for old in done[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def remove_own_checkpoints(ckpt_dir: Path) -> None:
+    """Delete the checkpoints this trainer wrote (``checkpoint-N`` with our trainer state, and unfinished temp
+    folders) and the folder itself once empty; anything else another tool put there stays."""
+    if not ckpt_dir.is_dir():
+        return
+    for item in ckpt_dir.iterdir():
+        ours = item.is_dir() and item.name.startswith(("checkpoint-", ".checkpoint-")) and (
+            item.name.endswith(".tmp") or (item / "training_state.pt").exists())
+        if ours:
+            shutil.rmtree(item, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        ckpt_dir.rmdir()
 
 
 def load_checkpoint(model: Any, optimizer: Any, schedule: Any, checkpoint: Path) -> dict[str, Any]:

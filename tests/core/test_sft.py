@@ -57,14 +57,7 @@ def test_sft_resumes_from_checkpoint(tiny_model_dir, tmp_path):
     out = tmp_path / "adapter"
     # First run: stop after the checkpoint at step 2 by asking for 2 steps but keeping checkpoints.
     cfg = SFTSettings(max_steps=2, save_steps=2, batch_size=2)
-    from ehrforge.core import sft as sft_module
-
-    real_rmtree = sft_module.shutil.rmtree
-    sft_module.shutil.rmtree = lambda p, ignore_errors=False: None if str(p).endswith("checkpoints") else real_rmtree(p, ignore_errors=ignore_errors)
-    try:
-        train_sft(task, task.load("train"), str(tiny_model_dir), out, cfg)
-    finally:
-        sft_module.shutil.rmtree = real_rmtree
+    _interrupted_run(task, tiny_model_dir, out, cfg)
     assert (out / "checkpoints" / "checkpoint-2").exists()
     resumed = train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTSettings(max_steps=4, save_steps=2, batch_size=2))
     meta = json.loads((resumed / "ehrforge_model.json").read_text())
@@ -82,12 +75,12 @@ def _interrupted_run(task, tiny_model_dir, out, cfg):
     """Train ``cfg`` but keep its checkpoints, as a run stopped after its last save would."""
     from ehrforge.core import sft as sft_module
 
-    real_rmtree = sft_module.shutil.rmtree
-    sft_module.shutil.rmtree = lambda p, ignore_errors=False: None if str(p).endswith("checkpoints") else real_rmtree(p, ignore_errors=ignore_errors)
+    real = sft_module.remove_own_checkpoints
+    sft_module.remove_own_checkpoints = lambda ckpt_dir: None
     try:
         train_sft(task, task.load("train"), str(tiny_model_dir), out, cfg)
     finally:
-        sft_module.shutil.rmtree = real_rmtree
+        sft_module.remove_own_checkpoints = real
 
 
 def test_resume_with_other_settings_or_data_is_refused(tiny_model_dir, tmp_path):
@@ -136,3 +129,14 @@ def test_snapshots_are_loadable_folders_at_the_examples_seen(tiny_model_dir, tmp
     assert seen == [2, 4]
     manifest = json.loads((out / "snapshots" / "seen-4" / "ehrforge_model.json").read_text())
     assert manifest["examples_seen"] == 4 and manifest["steps"] == 2 and manifest["task"] == task.name
+
+
+def test_only_our_checkpoints_are_deleted(tiny_model_dir, tmp_path):
+    task = EchoTask()
+    out = tmp_path / "proj"
+    theirs = out / "checkpoints" / "notes-from-another-tool.txt"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("keep me")
+    train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTSettings(max_steps=2, save_steps=1, batch_size=2))
+    assert theirs.read_text() == "keep me"
+    assert not list((out / "checkpoints").glob("checkpoint-*"))

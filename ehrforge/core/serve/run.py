@@ -63,8 +63,10 @@ def build_app(model: str, db: str | None = None, *, settings: ServeSettings | No
 
 def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int = 8000, tokens_file: str | None = None, *,
           audit_log: str | None = None, cors_origins: list[str] | tuple[str, ...] = (), log_patient_text: bool = False,
-          workers: int = 1, queue_size: int = 32, rate_per_minute: float = 120.0, max_body_bytes: int = 64 * 1024,
-          tasks: list[str] | None = None, model_name: str | None = None, log_level: str = "info") -> None:
+          workers: int = ServeSettings.workers, queue_size: int = ServeSettings.queue_size,
+          rate_per_minute: float = ServeSettings.rate_per_minute, max_body_bytes: int = ServeSettings.max_body_bytes,
+          tasks: list[str] | None = None, model_name: str | None = None, log_level: str = "info",
+          trusted_proxies: list[str] | tuple[str, ...] = ()) -> None:
     """Serve ``model`` (any backend spec) with the task endpoints, the web page and the OpenAI-compatible API.
 
     Without configured tokens (file or ``$EHRFORGE_SERVE_TOKENS``) a one-off token is generated and printed, which is
@@ -80,7 +82,7 @@ def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int 
     settings_kwargs: dict[str, Any] = dict(
         host=host, port=port, tokens_file=tokens_file, audit_log=audit_log, cors_origins=list(cors_origins),
         log_patient_text=log_patient_text, workers=workers, queue_size=queue_size, rate_per_minute=rate_per_minute,
-        max_body_bytes=max_body_bytes, model_name=model_name or Path(model.split(":")[-1].rstrip("/")).name or "ehrforge",
+        max_body_bytes=max_body_bytes, trusted_proxies=list(trusted_proxies), model_name=model_name or Path(model.split(":")[-1].rstrip("/")).name or "ehrforge",
         # the page opens on the first task asked for, or the one a trained folder was made for
         default_task=tasks[0] if tasks else trained_task(model),
     )
@@ -101,5 +103,32 @@ def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int 
         # The fragment (#token=…) never reaches the server or its access log; the page reads it and keeps it in the tab.
         console.print(f"one-off token (this run only): {generated['local']}")
         console.print(f"open {url}#token={generated['local']}")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=settings.max_connections,
-                timeout_keep_alive=5, server_header=False)
+    check_port_free(host, port)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
+    """How uvicorn runs the app (also used by the live-server tests, so they test these very options).
+
+    >>> uvicorn_options(ServeSettings())["proxy_headers"], uvicorn_options(ServeSettings(trusted_proxies=["10.0.0.5"]))["forwarded_allow_ips"]
+    (False, '10.0.0.5')
+    """
+    # proxy_headers off unless proxies are named: uvicorn would otherwise believe X-Forwarded-For from loopback, and
+    # a local client rotating that header could dodge the failed-token lock-out and forge audit addresses.
+    return {"limit_concurrency": settings.max_connections, "timeout_keep_alive": max(1, int(settings.header_timeout_s)),
+            "server_header": False, "proxy_headers": bool(settings.trusted_proxies),
+            "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None, "h11_max_incomplete_event_size": 16 * 1024}
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One line when the address is taken, instead of uvicorn's multi-line error and exit 3."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__})",
+                             "pass another --port, or stop the program that uses it") from None

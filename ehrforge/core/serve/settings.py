@@ -68,7 +68,7 @@ class ServeSettings:
     #: model calls running at once (a local CPU model gains nothing from more than one)
     workers: int = 1
     #: requests allowed to wait for a worker; more answer 503 at once so memory stays bounded
-    queue_size: int = 32
+    queue_size: int = 64
     #: a request that waited this long for a worker answers 503 instead of running late
     queue_timeout_s: float = 60.0
     #: chat requests with identical generation settings waiting together are sent to the model as one batch
@@ -84,6 +84,11 @@ class ServeSettings:
     log_patient_text: bool = False
     #: uvicorn's open-connection ceiling (connections past it get 503 from uvicorn itself)
     max_connections: int = 1024
+    #: reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses); empty = none: the
+    #: lock-out, rate limits and audit log key on the socket's peer address, which a client cannot forge
+    trusted_proxies: list[str] = field(default_factory=list)
+    #: seconds a connection may take to send its request headers, or sit idle between requests, before it is closed
+    header_timeout_s: float = 10.0
     #: the task the web page selects first (the one the server was started for); None = sql if served, else the first
     default_task: str | None = None
 
@@ -122,6 +127,13 @@ class ServeSettings:
             problem = _unwritable(self.audit_log)
             if problem:
                 problems.append(f"audit_log {problem}")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                problems.append(f"trusted proxy must be an IP address or network, got {proxy!r}")
+        if not (0 < self.header_timeout_s <= 600):
+            problems.append(f"header_timeout_s must be in (0, 600], got {self.header_timeout_s}")
         if self.default_task is not None and not isinstance(self.default_task, str):
             problems.append(f"default_task must be a task name, got {self.default_task!r}")
         if problems:

@@ -464,6 +464,7 @@ def generate_database(path: str | os.PathLike, sql_queries: Iterable[str], *, se
                 conn.executemany(f"INSERT INTO {table} VALUES ({marks})", b.rows[table])
             for table, col in _INDEXES:
                 conn.execute(f"CREATE INDEX idx_{table}_{col} ON {table}({col})")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # marks it as ours: `--rebuild` may replace it
             conn.commit()
             conn.execute("ANALYZE")
             conn.commit()
@@ -484,6 +485,26 @@ def generate_database(path: str | os.PathLike, sql_queries: Iterable[str], *, se
         "rows": {t: len(r) for t, r in b.rows.items()}, "bytes": path.stat().st_size,
         "seconds": round(time.perf_counter() - t_start, 2),
     }
+
+
+#: SQLite's application_id of the databases ehrforge builds ("EHRF"): the header field at byte 68
+APPLICATION_ID = 0x45485246
+
+
+def built_by_ehrforge(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a SQLite database that :func:`generate_database` wrote (read from the file header, without
+    opening it as a database).
+
+    >>> import tempfile; f = tempfile.NamedTemporaryFile(suffix=".jsonl"); _ = f.write(b'{"id": 1}'); f.flush()
+    >>> built_by_ehrforge(f.name)
+    False
+    """
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError:
+        return False
+    return header[:16] == b"SQLite format 3\x00" and int.from_bytes(header[68:72], "big") == APPLICATION_ID
 
 
 def _unlink(p: str) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlglot
+from ehrforge.tasks.sql.execute import driver_url, is_database_url
 from sqlglot import exp
 
 _MODIFIER = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s+(year|month|day|hour|minute|second)s?\s*$", re.I)
@@ -149,13 +150,13 @@ def copy_database(sqlite_path: str | Path, target: str | Path, *, schema: str | 
         rows = {t: src.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
     finally:
         src.close()
-    is_pg = str(target).startswith(("postgresql://", "postgres://"))
+    is_pg = is_database_url(str(target))
     dialect = "postgres" if is_pg else "duckdb"
     con: Any
     if is_pg:
         import psycopg
 
-        con = psycopg.connect(str(target), autocommit=False)
+        con = psycopg.connect(driver_url(str(target)), autocommit=False)
     else:
         import duckdb
 

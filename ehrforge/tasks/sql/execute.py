@@ -31,7 +31,7 @@ from typing import Any
 from ehrforge.errors import DatabaseError, SQLGuardError
 from ehrforge.tasks.sql.guard import ALLOWED_FUNCTION_NAMES, GuardedSQL, check_sql
 
-_DB_HINT = "run `ehrforge data --task sql` to build the demo DB, or pass the path to your own database"
+_DB_HINT = "build one with `ehrforge data --task sql --db PATH`, or pass the path to your own database"
 
 #: Largest string or blob any one SQLite value may reach (the default is 1 GB: a memory bomb).
 _MAX_VALUE_BYTES = 10_000_000
@@ -50,9 +50,31 @@ class QueryResult:
     engine: str = field(default="sqlite", compare=False)
 
 
+_DATABASE_URL = re.compile(r"^postgres(ql)?(\+\w+)?://")
+
+
+def is_database_url(target: object) -> bool:
+    """Whether ``target`` names a PostgreSQL server rather than a file (``postgresql://``, ``postgres://`` and
+    SQLAlchemy-style ``postgresql+psycopg://``): the one test every part of the SQL task uses.
+
+    >>> [is_database_url(x) for x in ("postgresql://h/db", "postgres://h/db", "postgresql+psycopg://h/db", "ehr.sqlite")]
+    [True, True, True, False]
+    """
+    return isinstance(target, str) and bool(_DATABASE_URL.match(target))
+
+
+def driver_url(url: str) -> str:
+    """The URL as libpq takes it: a SQLAlchemy driver suffix (``postgresql+psycopg://``) dropped.
+
+    >>> driver_url("postgresql+psycopg://u@h/db"), driver_url("postgres://u@h/db")
+    ('postgresql://u@h/db', 'postgres://u@h/db')
+    """
+    return re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url)
+
+
 def _target_kind(target: str | os.PathLike) -> str:
     text = os.fspath(target)
-    if re.match(r"^postgres(ql)?(\+\w+)?://", text):
+    if is_database_url(text):
         return "postgres"
     if text.lower().endswith(".duckdb"):
         return "duckdb"
@@ -97,6 +119,9 @@ def check_database(db: str | os.PathLike) -> None:
             raise DatabaseError(f"the database {path.name} is a directory, not a SQLite or DuckDB file", _DB_HINT)
         if not path.is_file():
             raise DatabaseError(f"database file not found: {path}", _DB_HINT)
+        if path.stat().st_size == 0:
+            # SQLite would open an empty file as an empty database, and every question would become an abstention
+            raise DatabaseError(f"the database {path.name} is an empty file (0 bytes), not a database", _DB_HINT)
     try:
         execute_readonly(db, "SELECT 1", max_rows=1, timeout_s=10)
     except SQLGuardError:
@@ -251,7 +276,7 @@ def _run_postgres(url: str, guarded: GuardedSQL, max_rows: int | None, timeout_s
     driver = _postgres_driver()
     # Never put the URL in a message: it usually carries a password.
     try:
-        con = driver.connect(url, connect_timeout=max(1, int(timeout_s)))
+        con = driver.connect(driver_url(url), connect_timeout=max(1, int(timeout_s)))
     except driver.Error as err:
         raise DatabaseError(f"cannot connect to PostgreSQL ({type(err).__name__})",
                             "check the postgresql:// URL, the server and your credentials") from None

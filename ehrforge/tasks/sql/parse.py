@@ -20,7 +20,29 @@ def clean_sql(text: str) -> str:
     if m:
         text = m.group(1)
     text = re.sub(r"^\s*(sql|query|answer)\s*:\s*", "", text.strip(), flags=re.I)
-    return text.split(";")[0].strip()
+    return first_statement(text).strip()
+
+
+def first_statement(text: str) -> str:
+    """The text up to the first ``;`` that ends a statement, found by the SQL tokenizer: a ``;`` inside a string
+    literal, a quoted name or a comment does not end one. Text the tokenizer cannot read (an unclosed quote) is cut
+    at the first ``;`` after the last closed token, so trailing prose still goes.
+
+    >>> first_statement("SELECT * FROM patients WHERE gender = 'a;b'; and prose")
+    "SELECT * FROM patients WHERE gender = 'a;b'"
+    >>> first_statement("SELECT 1 -- why; because\\n; SELECT 2")
+    'SELECT 1 -- why; because\\n'
+    """
+    from sqlglot.tokens import Tokenizer, TokenType
+
+    try:
+        tokens = Tokenizer().tokenize(text)
+    except Exception:  # sqlglot's TokenError: e.g. an unterminated string; fall back to the plain character
+        return text.split(";")[0]
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            return text[: token.start]
+    return text
 
 
 def sql_span(text: str) -> tuple[int, int]:

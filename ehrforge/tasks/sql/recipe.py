@@ -44,13 +44,18 @@ def default_db_path(source: str | None = None) -> Path:
 def ensure_database(db: str | Path | None, source: str | None, *, rebuild: bool = False) -> Path | str:
     """Build the synthetic MIMIC-IV-shaped database from the questions' gold SQL unless it exists. A PostgreSQL URL
     or an existing file (e.g. a user's real MIMIC-IV) is returned untouched."""
-    from ehrforge.tasks.sql.database import generate_database
+    from ehrforge.errors import DataError
+    from ehrforge.tasks.sql.database import built_by_ehrforge, generate_database
+    from ehrforge.tasks.sql.execute import is_database_url
 
-    if isinstance(db, str) and db.startswith("postgresql://"):
+    if isinstance(db, str) and is_database_url(db):
         return db
     db = Path(db) if db else default_db_path(source)
     if db.exists() and not rebuild:
         return db
+    if db.exists() and not built_by_ehrforge(db) and db != default_db_path(source):
+        raise DataError(f"refusing to replace {db}: it is not a database ehrforge built (it may be your data)",
+                        "pass a new path for --db, or move that file away first")
     queries = [r["sql"] for split in sql_data.SPLITS for r in sql_data.load_questions(split, source) if sql_data.is_answerable(r)]
     console.print(f"building the synthetic EHR database from {len(queries)} gold queries: {db}", soft_wrap=True)
     generate_database(db, queries, seed=0)

@@ -88,6 +88,27 @@ class SQLOptions(TaskOptions):
         return finite(value, "threshold")
 
 
+def check_tuned(tuned: dict[str, Any]) -> None:
+    """A trained folder's tuned policy must be one this task could have written: a finite threshold >= 0 (or none)
+    and a known entropy reduction; anything else is one error naming the field, never a silent load.
+
+    >>> check_tuned({"threshold": 0.7, "entropy": "max"})
+    >>> check_tuned({"threshold": float("nan")})
+    Traceback (most recent call last):
+    ...
+    ehrforge.errors.ModelError: manifest field tuned.threshold is not a finite number >= 0 (a corrupt or edited manifest) — re-copy the folder or retrain it with `ehrforge train`
+    """
+    from ehrforge.errors import ModelError
+
+    hint = "re-copy the folder or retrain it with `ehrforge train`"
+    threshold = tuned.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold) or threshold < 0):
+        raise ModelError("manifest field tuned.threshold is not a finite number >= 0 (a corrupt or edited manifest)", hint)
+    if "entropy" in tuned and tuned["entropy"] not in ("max", "mean"):
+        raise ModelError("manifest field tuned.entropy is not 'max' or 'mean' (a corrupt or edited manifest)", hint)
+
+
 class SQLTask(Task):
     name = "sql"
     summary = "text-to-SQL over a MIMIC-IV-shaped EHR database with abstention (EHRSQL 2024 reliability score)"
@@ -112,12 +133,14 @@ class SQLTask(Task):
         self._pool: Any = None
         self._pool_key: tuple[str, bool] | None = None
         self.tuned_curve: list | None = None  # (threshold, RS) pairs of the last tuning, saved with a model
-        if self.db is not None and not self.is_url(self.db) and not Path(self.db).exists():
-            raise DatabaseError(f"database not found: {self.db}", "build the demo one with `ehrforge data --task sql`, or pass --db")
+        # A --db that does not exist yet is fine here: `ehrforge data --db PATH` creates it, and every other verb
+        # opens it in check_ready() before any model loads.
 
     @staticmethod
     def is_url(db: Any) -> bool:
-        return str(db).startswith("postgresql://")
+        from ehrforge.tasks.sql.execute import is_database_url
+
+        return is_database_url(db)
 
     @property
     def db(self) -> str | Path | None:
@@ -174,6 +197,7 @@ class SQLTask(Task):
     def restore(self, manifest: dict[str, Any]) -> None:
         """The tuned threshold, and the prompt the model was trained with (unless set explicitly)."""
         tuned = manifest.get("tuned") or {}
+        check_tuned(tuned)
         if not self._fixed_threshold and "threshold" in tuned and tuned.get("entropy", self.options.entropy) == self.options.entropy:
             self.options.threshold = tuned["threshold"]
             self.tuned_curve = tuned.get("curve")

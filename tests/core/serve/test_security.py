@@ -119,3 +119,25 @@ def test_adversarial_sql_never_changes_the_database(tmp_path: Path, monkeypatch:
     assert sorted(p.name for p in db_dir.iterdir()) == files_before
     assert list(scratch.iterdir()) == []  # no ATTACH/VACUUM INTO/writefile target was created
     assert answered < len(attacks) // 2  # the corpus is mostly hostile: most must be refused
+
+
+def test_rotating_forwarded_for_does_not_dodge_the_lockout(tmp_path):
+    """Issue 33 item 7: wrong tokens from one socket address are locked out however X-Forwarded-For rotates, and the
+    audit log records the socket's address, not a forged one (the server runs with serve()'s uvicorn options)."""
+    import json
+
+    import httpx
+
+    from ehrforge.core.backends.fake import FakeBackend
+    from ehrforge.core.serve import ServeSettings, create_app
+    from ehrforge.core.serve.run import uvicorn_options
+    from serve_helpers import TOKEN, live_server
+
+    settings = ServeSettings(tokens={"t": TOKEN}, audit_log=tmp_path / "audit.jsonl")
+    app = create_app(settings, FakeBackend(), {})
+    with live_server(app, **uvicorn_options(settings)) as server, httpx.Client(base_url=server.url) as c:
+        codes = [c.get("/v1/models", headers={"Authorization": "Bearer wrong-token-000000000000",
+                                              "X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(37)]
+    assert 429 in codes, codes
+    addresses = {json.loads(line).get("client") for line in (tmp_path / "audit.jsonl").read_text().splitlines()}
+    assert addresses == {"127.0.0.1"}, addresses
