@@ -332,6 +332,24 @@ def save_checkpoint(model: Any, optimizer: Any, schedule: Any, state: dict[str, 
     return final
 
 
+def compact_checkpoint(checkpoint: Path) -> int:
+    """Store a checkpoint's optimiser moments in bf16, in place (half the size, so it can be committed as a run goes;
+    ``load_state_dict`` casts them back to the weights' fp32 on resume, at bf16 precision). Returns the new size of
+    ``training_state.pt`` in bytes."""
+    import torch
+
+    path = checkpoint / "training_state.pt"
+    saved = torch.load(path, weights_only=True)
+    for state in saved["optimizer"]["state"].values():
+        for key, value in state.items():
+            if key != "step" and torch.is_tensor(value) and value.is_floating_point():
+                state[key] = value.to(torch.bfloat16)
+    tmp = path.with_suffix(".tmp")
+    torch.save(saved, tmp)
+    os.replace(tmp, path)
+    return path.stat().st_size
+
+
 def remove_own_checkpoints(ckpt_dir: Path) -> None:
     """Delete the checkpoints this trainer wrote (``checkpoint-N`` with our trainer state, and unfinished temp
     folders) and the folder itself once empty; anything else another tool put there stays."""

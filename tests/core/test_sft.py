@@ -140,3 +140,16 @@ def test_only_our_checkpoints_are_deleted(tiny_model_dir, tmp_path):
     train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTSettings(max_steps=2, save_steps=1, batch_size=2))
     assert theirs.read_text() == "keep me"
     assert not list((out / "checkpoints").glob("checkpoint-*"))
+
+
+def test_a_compacted_checkpoint_resumes(tiny_model_dir, tmp_path):
+    """The committed form of a checkpoint (optimiser moments in bf16) still resumes the run."""
+    from ehrforge.core.sft import compact_checkpoint
+
+    task = EchoTask()
+    out = tmp_path / "adapter"
+    _interrupted_run(task, tiny_model_dir, out, SFTSettings(max_steps=2, save_steps=2, batch_size=2))
+    before = (out / "checkpoints" / "checkpoint-2" / "training_state.pt").stat().st_size
+    assert compact_checkpoint(out / "checkpoints" / "checkpoint-2") < before
+    resumed = train_sft(task, task.load("train"), str(tiny_model_dir), out, SFTSettings(max_steps=4, save_steps=2, batch_size=2))
+    assert json.loads((resumed / "ehrforge_model.json").read_text())["resumed_from_step"] == 2
