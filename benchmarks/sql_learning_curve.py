@@ -92,10 +92,15 @@ def evaluate_arm(args: argparse.Namespace) -> None:
     report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "sql_learning_curve", "arms": {}}
     arm = report["arms"].setdefault(args.arm, {"prompt_options": prompt_options, "points": []})
     done = {p["train_examples"] for p in arm["points"]}
-    for seen, folder in snapshot_folders(out):
+    if "draft_copy" not in report and prompt_options.get("draft"):
+        from ehrforge.tasks.sql.recipe import draft_copy_predictions
+
+        report["draft_copy"] = task.score(dev, draft_copy_predictions(task, dev))  # the no-model baseline
+    base = [(0, Path(args.model))] if args.with_base else []  # point 0: the untrained model with the arm's prompt
+    for seen, folder in base + snapshot_folders(out):
         if seen in done and not args.rescore:
             continue
-        manifest = json.loads((folder / "ehrforge_model.json").read_text())
+        manifest = json.loads((folder / "ehrforge_model.json").read_text()) if seen else {"train_records": 1}
         t0 = time.perf_counter()
         backend = load_model(str(folder), task, LoadOptions(dtype=args.dtype, batch_size=8))
         metrics = evaluate(task, {args.arm: backend}, dev, batch_size=8)[args.arm]
@@ -123,6 +128,7 @@ def main() -> None:
     ap.add_argument("--arm", choices=sorted(ARMS), required=True)
     ap.add_argument("--train", action="store_true", help="train (or resume) the arm's run")
     ap.add_argument("--evaluate", action="store_true", help="score the arm's snapshots on the dev part")
+    ap.add_argument("--with-base", action="store_true", help="also score the untrained model as point 0")
     ap.add_argument("--rescore", action="store_true", help="score snapshots that already have a point again")
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--epochs", type=float, default=1.0)

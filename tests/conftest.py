@@ -14,6 +14,28 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+_POSTGRES = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start a throw-away PostgreSQL for the real-server tests unless one is named already (tests/throwaway_postgres.py)."""
+    global _POSTGRES
+    if os.environ.get("EHRFORGE_TEST_POSTGRES_URL") or hasattr(config, "workerinput"):
+        return
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from throwaway_postgres import ThrowawayPostgres
+
+    _POSTGRES = ThrowawayPostgres()
+    url = _POSTGRES.start()
+    if url:
+        os.environ["EHRFORGE_TEST_POSTGRES_URL"] = url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _POSTGRES is not None:
+        _POSTGRES.stop()
 
 
 @pytest.fixture(scope="session")
