@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=None, help="retrieved demonstrations (default: the task's)")
     ap.add_argument("--steps", type=int, default=16, help="LoRA steps of 4 examples each (16 = 64 examples: the dev curve is flat after)")
     ap.add_argument("--full", action="store_true", help="no subsampling; epochs instead of steps (GPU)")
-    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default: the task's, 384 for sql)")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--out", default="runs/bench-sql")
     ap.add_argument("--json", default="benchmarks/results/sql_rs.json")

@@ -154,10 +154,11 @@ def _context(pairs: list[str] | None) -> dict[str, str]:
     from ehrforge.errors import DataError
 
     out: dict[str, str] = {}
-    for item in pairs or []:
+    for number, item in enumerate(pairs or [], start=1):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError([f"--context '{key}' is not key=value"], "e.g. --context note=@note.txt")
+            # the argument is not echoed: without '=' it is usually the value itself, i.e. patient text
+            raise ConfigError([f"--context number {number} is not key=value"], "e.g. --context note=@note.txt")
         if value.startswith("@"):
             path = Path(value[1:])
             try:
@@ -496,7 +497,7 @@ def demo(
     train_limit: Annotated[int, typer.Option(min=1, help="Training records (stratified sample).")] = 200,
     valid_limit: Annotated[int, typer.Option(min=1, help="Records in each of dev/test.")] = 20,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps; sized for 2 CPU cores.")] = 16,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Generation budget per answer.")] = 192,
+    max_new_tokens: Annotated[Optional[int], typer.Option(min=1, help="Generation budget per answer (default: the task's, e.g. sql 384: the longest gold SQL fits).")] = None,
     stages: Annotated[int, typer.Option(min=1, max=2, help="1: SFT; 2: also the recipe's second stage (sql: self-training).")] = 1,
     model: ModelOpt = "bundled",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the demo's figures (wall_s, peak_rss_mb, rows) here.")] = None,

@@ -113,6 +113,22 @@ def _help_has_no_bool_placeholder(outcome: Outcome, folder: Path) -> None:
 DUPLICATE_KEYS_YAML = "task: sql\nsft:\n  max_steps: 5\nsft:\n  max_steps: 50\n"
 
 FAKE = ["--model", "fake"]
+LONG_NAME = "x" * 300 + ".sqlite"
+LABELLED = '{"id": "1", "label": "soe", "confidence": 0.9}\n'
+
+
+def _unchanged(name: str, content: str | None = None):
+    """The input is still what the set-up wrote: byte for byte where the probe knows it, else a non-empty JSONL file
+    of records, not of predictions or metrics (the refused command destroyed nothing)."""
+    def check(outcome: Outcome, folder: Path) -> None:
+        path = folder / name
+        assert path.is_file() and path.stat().st_size > 0, f"{name} was removed or emptied"
+        if content is not None:
+            assert path.read_text() == content, f"{name} was rewritten"
+        first = json.loads(path.read_text().splitlines()[0])
+        assert "prediction" not in first and "metrics" not in first, f"{name} was replaced by output"
+
+    return check
 #: serve probes must be refused before listening; if one is not, it listens here and the probe times out
 PORT = "38517"
 
@@ -204,6 +220,46 @@ PROBES: list[CliProbe] = [
              "r.json"], 0, lambda f: _extract_spans(f / "spans.jsonl"), check=_table_titled_with_the_file),
     CliProbe("eval-without-model-says-what-it-runs", "10", ["eval", "--task", "sql", "--limit", "1", "--json", "r.json"], 0,
              check=_stderr_says("bundled"), slow=True),
+    # -- issue 33: outputs that are inputs, files that are not ours, paths too long, empty databases -------------
+    CliProbe("filter-out-is-in", "33.1", ["label", "filter", "--in", "l.jsonl", "--out", "./l.jsonl", "--review", "r.jsonl"], 1,
+             {"l.jsonl": LABELLED}, check=_unchanged("l.jsonl", LABELLED), no_files=("r.jsonl",)),
+    CliProbe("filter-review-is-in", "33.1", ["label", "filter", "--in", "l.jsonl", "--out", "k.jsonl", "--review", "l.jsonl"], 1,
+             {"l.jsonl": LABELLED}, check=_unchanged("l.jsonl", LABELLED), no_files=("k.jsonl",)),
+    CliProbe("filter-out-is-review", "33.1", ["label", "filter", "--in", "l.jsonl", "--out", "k.jsonl", "--review", "k.jsonl"], 1,
+             {"l.jsonl": LABELLED}, no_files=("k.jsonl",)),
+    CliProbe("import-review-out-is-labelled", "33.1", ["label", "import-review", "--labelled", "l.jsonl", "--reviewed",
+             "r.jsonl", "--out", "l.jsonl"], 1, {"l.jsonl": '{"id": "1"}\n', "r.jsonl": '{"id": "1"}\n'}, check=_unchanged("l.jsonl")),
+    CliProbe("label-out-is-input", "33.1", ["label", "--task", "classify", "--teacher", "simulated", "--input", "t.jsonl",
+             "--out", "t.jsonl"], 1, lambda f: _classify_tables(f / "t.jsonl"), check=_unchanged("t.jsonl")),
+    CliProbe("eval-predictions-out-is-data", "33.1", ["eval", "--task", "extract", *FAKE, "--data", "s.jsonl",
+             "--predictions-out", "s.jsonl"], 1, lambda f: _extract_spans(f / "s.jsonl"), check=_unchanged("s.jsonl")),
+    CliProbe("eval-json-is-data", "33.1", ["eval", "--task", "extract", *FAKE, "--data", "s.jsonl", "--json", "s.jsonl"], 1,
+             lambda f: _extract_spans(f / "s.jsonl"), check=_unchanged("s.jsonl")),
+    CliProbe("train-out-is-model", "33.3", ["train", "--task", "sql", "--model", "m", "--out", "m"], 1,
+             {"m": None}, check=_stderr_says("overwrite the model it starts from")),
+    CliProbe("train-out-inside-model", "33.3", ["train", "--task", "sql", "--model", "m", "--out", "m/again"], 1,
+             {"m": None}, no_files=("m/again",)),
+    CliProbe("data-rebuild-non-database", "33.5", ["data", "--db", "mine.jsonl", "--rebuild"], 1,
+             {"mine.jsonl": f'{{"id": "{SECRET}"}}\n'}, check=_unchanged("mine.jsonl")),
+    CliProbe("data-db-non-database", "33.14", ["data", "--db", "mine.jsonl"], 1, {"mine.jsonl": f'{{"id": "{SECRET}"}}\n'},
+             check=_unchanged("mine.jsonl")),
+    CliProbe("data-db-missing-folder", "33.6", ["data", "--db", "nope/ehr.sqlite"], 1, no_files=("nope",)),
+    CliProbe("ask-db-zero-bytes", "33.14", ["ask", "how many patients?", *FAKE, "--db", "e.sqlite"], 1, {"e.sqlite": b""}),
+    CliProbe("eval-db-zero-bytes", "33.14", ["eval", *FAKE, "--db", "e.sqlite", "--limit", "2", "--json", "r.json"], 1,
+             {"e.sqlite": b""}, no_files=("r.json",)),
+    CliProbe("max-rows-huge", "33.14", ["ask", "how many patients?", *FAKE, "--set", "task_options.max_rows=100000000000000000000"], 1),
+    CliProbe("context-without-equals-not-echoed", "33.9", ["ask", "--task", "calc", "bmi?", *FAKE, "--context",
+             f"{SECRET} has a BMI of 30"], 1),
+    CliProbe("db-path-too-long", "33.12", ["ask", "how many patients?", *FAKE, "--db", LONG_NAME], 1,
+             check=_stderr_says("longer than")),
+    CliProbe("data-db-path-too-long", "33.12", ["data", "--db", LONG_NAME], 1),
+    CliProbe("config-path-too-long", "33.12", ["eval", *FAKE, "--config", LONG_NAME, "--limit", "1"], 1),
+    CliProbe("phi-check-path-too-long", "33.12", ["phi-check", LONG_NAME], 1, error_line=False),
+    CliProbe("eval-data-path-too-long", "33.12", ["eval", "--task", "extract", *FAKE, "--data", LONG_NAME], 1),
+    CliProbe("synth-out-path-too-long", "33.12", ["synth", "--task", "extract", "--out", LONG_NAME, "--n", "2"], 1),
+    CliProbe("phi-check-key-not-echoed", "33.9", ["phi-check", "k.jsonl"], 1,
+             {"k.jsonl": '{"id": "1", "text": "clean", "meta": {"MRN 12345678": "x"}}\n'}, secrets=("12345678",),
+             error_line=False),
     # -- already holding ------------------------------------------------------------------------------------------
     CliProbe("unknown-task-suggests", "pass:names", ["eval", "--task", "sqll", *FAKE], 1,
              check=_stderr_says("did you mean 'sql'")),

@@ -33,7 +33,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehrforge.core.serve.audit import AuditLog, AuditTrail, note_audit
@@ -42,7 +42,7 @@ from ehrforge.core.serve.limits import BodySizeLimit, RateLimiter, retry_after_h
 from ehrforge.core.serve.scheduler import Overloaded, Scheduler
 from ehrforge.core.serve.settings import ServeSettings
 from ehrforge.core.types import Generation
-from ehrforge.errors import EhrforgeError, ServeError
+from ehrforge.errors import BackendError, EhrforgeError, ServeError
 from ehrforge.tasks import DEFAULT_TASK
 
 log = logging.getLogger("ehrforge.serve")
@@ -85,10 +85,31 @@ class SecurityHeaders:
 
 
 # -- request bodies ---------------------------------------------------------------------------------------------------
+def _valid_text(value: str) -> str:
+    """Text that can be sent back and logged: a lone surrogate (valid JSON, not valid UTF-8) is refused with 400
+    instead of failing mid-response."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text (a lone surrogate)") from None
+    return value
+
+
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[dict[str, Any]] = ""
+    #: required, as OpenAI's API requires it for these roles: a message without content is a client mistake
+    content: str | list[dict[str, Any]]
+
+    @field_validator("content")
+    @classmethod
+    def _utf8(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _valid_text(value)
+        for part in value:
+            if isinstance(part.get("text"), str):
+                _valid_text(part["text"])
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -97,12 +118,30 @@ class ChatMessageIn(BaseModel):
         return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
 
 
+#: OpenAI request fields this server cannot honour: sent with a value, they are refused (400 naming the field)
+#: rather than silently ignored, since a client relying on them would misread the answer
+UNSUPPORTED_CHAT_FIELDS = ("tools", "tool_choice", "functions", "function_call", "response_format")
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=64)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)  # OpenAI's range; alternatives come back empty
+    tools: Any = None
+    tool_choice: Any = None
+    functions: Any = None
+    function_call: Any = None
+    response_format: Any = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> "ChatRequest":
+        sent = [name for name in UNSUPPORTED_CHAT_FIELDS if getattr(self, name) not in (None, [], {}, {"type": "text"}, "none")]
+        if sent:
+            raise ValueError(f"not supported by this server: {', '.join(sent)}")
+        return self
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     stream: bool = False
@@ -123,7 +162,7 @@ def api_error(status: int, message: str, kind: str, headers: dict[str, str] | No
 
 
 ERROR_KINDS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found", 405: "method_not_allowed",
-               413: "request_too_large", 422: "unprocessable", 429: "rate_limit_exceeded", 500: "internal_error",
+               413: "request_too_large", 422: "unprocessable", 502: "upstream_error", 429: "rate_limit_exceeded", 500: "internal_error",
                503: "server_overloaded"}
 
 
@@ -297,7 +336,9 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
         message = without_echo(exc.message, values, f"the request cannot be answered ({type(exc).__name__})")
         hint = without_echo(exc.hint, values, "")
         note_audit(request.scope, error=type(exc).__name__)
-        return api_error(422, f"{message} — {hint}" if hint else message, type(exc).__name__)
+        # A backend that cannot be reached (a teacher endpoint down) is the upstream's failure, not the request's
+        status = 502 if isinstance(exc, BackendError) else 422
+        return api_error(status, f"{message} — {hint}" if hint else message, type(exc).__name__)
 
     # -- open endpoints -------------------------------------------------------------------------------------------
     @app.get("/healthz")

@@ -75,15 +75,22 @@ def string_fields(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     A teacher may put an identifier in any field (a ``note`` beside ``text``, an entity's ``text``, even a key),
     so the check looks at all of them.
 
+    A key that itself looks like an identifier is named by its position (``meta.<key 2>``), never spelled out, in
+    its own finding and in the paths below it: the report must not carry what it found.
+
     >>> list(string_fields({"id": "p3", "note": "x", "entities": [{"text": "y"}], "n": 3}))
     [('id', 'p3'), ('note', 'x'), ('entities.0.text', 'y')]
+    >>> [path for path, _ in string_fields({"meta": {"a": "1", "MRN 12345678": "x"}})]
+    ['meta.a', 'meta.<key 2> (key)', 'meta.<key 2>']
     """
     if isinstance(value, str):
         yield path or "value", value
     elif isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if scan_phi(str(key)):  # an identifier used as a key is still an identifier
+        for position, (key, item) in enumerate(value.items(), start=1):
+            identifying = bool(scan_phi(str(key)))
+            name = f"<key {position}>" if identifying else str(key)
+            child = f"{path}.{name}" if path else name
+            if identifying:  # an identifier used as a key is still an identifier
                 yield child + " (key)", str(key)
             yield from string_fields(item, child)
     elif isinstance(value, list):

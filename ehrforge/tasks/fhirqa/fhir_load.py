@@ -130,7 +130,7 @@ def validate_resource(res: Any) -> str | None:
     try:
         cls = _model_class(rtype)
     except (KeyError, ValueError, ImportError, AttributeError):
-        return f"unknown resourceType '{rtype[:40]}'"
+        return "unknown resourceType (not an R4 resource type; its value is not shown)"
     try:
         cls.model_validate(res)
     except Exception as exc:  # pydantic.ValidationError and fhir.resources' own value errors

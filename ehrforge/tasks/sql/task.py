@@ -79,13 +79,27 @@ class SQLOptions(TaskOptions):
     #: add a draft to each question: the nearest demonstration's SQL with this question's values put in (when their
     #: values line up), for the model to copy or correct (demonstrations.py; docs/sql.md "Drafts")
     draft: bool = True
-    max_rows: int = Field(1000, ge=1)
+    max_rows: int = Field(1000, ge=1, le=1_000_000)  # bounded: a huge value would overflow every query's LIMIT
     timeout_s: float = Field(5.0, gt=0, le=600)
 
     @field_validator("threshold")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         return finite(value, "threshold")
+
+
+def json_cell(value: Any) -> Any:
+    """A result cell as JSON can carry it: a blob becomes a short description, a non-finite number its name (JSON has
+    neither, and one such cell would otherwise fail the whole response).
+
+    >>> [json_cell(v) for v in (b"AB", float("inf"), 3, "x", None)]
+    ['<blob, 2 bytes>', 'inf', 3, 'x', None]
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<blob, {len(bytes(value))} bytes>"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def check_tuned(tuned: dict[str, Any]) -> None:
@@ -315,7 +329,7 @@ class SQLTask(Task):
                 return {"answer": {"sql": pred.value}, "abstained": True, "reason": result.reason, "confidence": round(pred.confidence, 4)}
         answer: dict[str, Any] = {"sql": pred.value}
         if result is not None:
-            answer.update(columns=list(result.columns), rows=[list(r) for r in result.rows], truncated=result.truncated)
+            answer.update(columns=list(result.columns), rows=[[json_cell(v) for v in r] for r in result.rows], truncated=result.truncated)
         return {"answer": answer, "abstained": False, "reason": None, "confidence": round(pred.confidence, 4)}
 
     # -- scoring ------------------------------------------------------------------------------------------------
