@@ -182,4 +182,16 @@ PROBES: list[HttpProbe] = [
     HttpProbe("traversal-encoded-slash", "pass:traversal", "GET", "/static/..%2fapp.py", 404, auth=False,
               check=no_source_served),
     HttpProbe("page-csp", "pass:csp", "GET", "/", 200, auth=False, check=csp_present),
+    # -- issue 33 ---------------------------------------------------------------------------------------------------
+    HttpProbe("http-chat-lone-surrogate", "33.11", "POST", CHAT, 400,
+              content=b'{"messages": [{"role": "user", "content": "x \\ud800 y"}]}', headers={"Content-Type": "application/json"}),
+    HttpProbe("http-chat-lone-surrogate-in-part", "33.11", "POST", CHAT, 400,
+              content=b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "\\udc00"}]}]}',
+              headers={"Content-Type": "application/json"}),
+    HttpProbe("http-chat-tools", "33.18", "POST", CHAT, 400, json={"messages": MSG, "tools": [{"type": "function"}]}),
+    HttpProbe("http-chat-response-format-json", "33.18", "POST", CHAT, 400, json={"messages": MSG, "response_format": {"type": "json_object"}}),
+    HttpProbe("http-chat-n-two", "33.18", "POST", CHAT, 400, json={"messages": MSG, "n": 2}),
+    HttpProbe("http-chat-top-logprobs-negative", "33.18", "POST", CHAT, 400, json={"messages": MSG, "top_logprobs": -1}),
+    HttpProbe("http-chat-max-tokens-true", "33.18", "POST", CHAT, 400, json={"messages": MSG, "max_tokens": True}),
+    HttpProbe("http-chat-message-without-content", "33.18", "POST", CHAT, 400, json={"messages": [{"role": "user"}]}),
 ]
