@@ -241,11 +241,14 @@ def label(
     _writable(out, "--out")
     cfg = _config(config, set_, task=task, teacher=teacher)
     t = _task(cfg)
-    stats = label_file(
-        t, _teacher(teacher, t, cfg, [str(input_)], seed), input_, out, method=method, samples=samples,
-        second_teacher=_teacher(second_teacher, t, cfg, [str(input_)], seed + 1) if second_teacher else None,
-        retries=retries, temperature=temperature, batch_size=cfg.batch_size, seed=seed,
-    )
+    from ehrforge.core.io import exclusive_output
+
+    with exclusive_output(out, "--out"):
+        stats = label_file(
+            t, _teacher(teacher, t, cfg, [str(input_)], seed), input_, out, method=method, samples=samples,
+            second_teacher=_teacher(second_teacher, t, cfg, [str(input_)], seed + 1) if second_teacher else None,
+            retries=retries, temperature=temperature, batch_size=cfg.batch_size, seed=seed,
+        )
     typer.echo(json.dumps(stats, indent=2, default=str))
 
 
@@ -296,10 +299,12 @@ def synth(
     teacher: Annotated[Optional[str], typer.Option(help="Teacher backend spec; default: the task's built-in generator.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (generation is deterministic for a seed).")] = 0,
     entities: Annotated[Optional[str], typer.Option(help="Entity types to generate, e.g. Disease,Chemical (tasks with an 'entities' option).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out that this command did not write.")] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Write synthetic training data for a task, validated, with progress, resumable."""
+    from ehrforge.core.io import check_own_output, exclusive_output
     from ehrforge.core.progress import console
     from ehrforge.tasks import Capability
 
@@ -307,7 +312,11 @@ def synth(
     cfg = _config(config, set_, task=task, teacher=teacher)
     t = _task(cfg, entities=entities)
     t.require(Capability.SYNTH, "ehrforge synth", "use `ehrforge label` to label your own data instead")
-    stats = t.synthesize(out, n=n, teacher=_load(cfg.teacher, t, cfg) if cfg.teacher else None, seed=seed)
+    with exclusive_output(out, "--out"):
+        # resuming is for this command's own file: same task, teacher, seed and entity types
+        check_own_output(out, {"task": t.name, "teacher": cfg.teacher or "built-in", "seed": seed,
+                               "entities": entities or "default"}, overwrite=overwrite)
+        stats = t.synthesize(out, n=n, teacher=_load(cfg.teacher, t, cfg) if cfg.teacher else None, seed=seed)
     console.print(f"wrote {out}")
     typer.echo(json.dumps(stats, indent=2, default=str))
 
@@ -352,7 +361,10 @@ def train(
     _not_inside_model(out, cfg.model)
     _writable(out / "ehrforge_model.json", "--out")
     records = t.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed, source=cfg.data.source)
-    path = t.train(records, cfg.model, out, cfg.grpo if stage == "grpo" else cfg.sft, stage=stage)
+    from ehrforge.core.io import exclusive_output
+
+    with exclusive_output(out / "ehrforge_model.json", "--out"):
+        path = t.train(records, cfg.model, out, cfg.grpo if stage == "grpo" else cfg.sft, stage=stage)
     typer.echo(str(path))
 
 

@@ -91,6 +91,67 @@ def check_distinct(outputs: dict[str, str | os.PathLike | None], inputs: dict[st
                                 f"pass another path for {name}")
 
 
+@contextlib.contextmanager
+def exclusive_output(path: str | os.PathLike, what: str = "output") -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a ``.<name>.lock`` file beside it) while a command writes it: a second
+    run on the same output refuses with one line instead of interleaving its records with the first's (or
+    "resuming" from the first's unfinished part). The lock goes with the process, even when it is killed.
+
+    >>> import tempfile; out = Path(tempfile.mkdtemp()) / "labelled.jsonl"
+    >>> with exclusive_output(out):
+    ...     with exclusive_output(out):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    ehrforge.errors.DataError: output labelled.jsonl is being written by another running command — wait for it to finish, or pass another path
+    """
+    import fcntl
+
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    _make_parent(lock, what)
+    fh = open(lock, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{what} {path.name} is being written by another running command",
+                            "wait for it to finish, or pass another path") from None
+        yield
+    finally:
+        fh.close()  # releases the lock; the empty lock file stays (removing it would race a waiting run)
+
+
+PROVENANCE_SUFFIX = ".provenance.json"
+
+
+def check_own_output(path: str | os.PathLike, provenance: dict[str, Any], *, overwrite: bool, what: str = "--out") -> None:
+    """Before a resumable command appends to ``path``: an existing file must be this command's own earlier output
+    (its provenance sidecar records the same ``provenance``), else refuse unless ``overwrite`` (then it starts
+    afresh). Then record the provenance. A file another tool (or another task) wrote is never silently replaced.
+
+    >>> import tempfile; out = Path(tempfile.mkdtemp()) / "notes.jsonl"; _ = out.write_text("mine\\n")
+    >>> check_own_output(out, {"task": "extract"}, overwrite=False)
+    Traceback (most recent call last):
+    ...
+    ehrforge.errors.DataError: --out notes.jsonl exists and was not written by this command with these settings (task extract) — pass --overwrite to replace it, or another path
+    """
+    path = Path(path)
+    sidecar = path.parent / (path.name + PROVENANCE_SUFFIX)
+    if path.exists() and path.stat().st_size > 0:
+        try:
+            recorded = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+        if recorded != provenance:
+            if not overwrite:
+                label = ", ".join(f"{k} {v}" for k, v in provenance.items())
+                raise DataError(f"{what} {path.name} exists and was not written by this command with these settings ({label})",
+                                "pass --overwrite to replace it, or another path")
+            path.unlink()
+    atomic_write_json(sidecar, provenance)
+
+
 def _make_parent(path: Path, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,50 @@ def test_output_in_an_uncreatable_folder_is_a_data_error(tmp_path):
         atomic_write_json("/proc/ehrforge-nope/out.json", {"a": 1})
     atomic_write_json(tmp_path / "new" / "deeper" / "out.json", {"a": 1})  # missing folders are still created
     assert json.loads((tmp_path / "new" / "deeper" / "out.json").read_text()) == {"a": 1}
+
+
+def test_a_second_process_on_the_same_output_is_refused(tmp_path):
+    """Issue 33 item 4: two commands writing one output at once; the second refuses with one line."""
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    from ehrforge.core.io import exclusive_output
+    from ehrforge.errors import DataError
+
+    out = tmp_path / "labelled.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from ehrforge.core.io import exclusive_output\n"
+        f"with exclusive_output({str(out)!r}):\n    print('held', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DataError, match="being written by another running command"):
+            with exclusive_output(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    with exclusive_output(out):  # the lock died with its process
+        pass
+
+
+def test_synth_refuses_a_file_it_did_not_write(tmp_path):
+    from ehrforge.core.io import check_own_output
+    from ehrforge.errors import DataError
+    import pytest
+
+    out = tmp_path / "mydata.jsonl"
+    out.write_text('{"id": "mine"}\n')
+    with pytest.raises(DataError, match="not written by this command"):
+        check_own_output(out, {"task": "extract", "seed": 0}, overwrite=False)
+    assert out.read_text() == '{"id": "mine"}\n'
+    check_own_output(out, {"task": "extract", "seed": 0}, overwrite=True)  # explicit: starts afresh
+    assert not out.exists()
+    out.write_text('{"id": "ours"}\n')
+    check_own_output(out, {"task": "extract", "seed": 0}, overwrite=False)  # its own output: resumes
+    with pytest.raises(DataError):
+        check_own_output(out, {"task": "calc", "seed": 0}, overwrite=False)  # another task's file
