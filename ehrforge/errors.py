@@ -52,7 +52,16 @@ class DatabaseError(EhrforgeError):
 
 
 class SQLGuardError(EhrforgeError):
-    """Generated SQL was rejected by the guard (not one read-only SELECT over known tables, or too slow)."""
+    """Generated SQL was rejected by the guard (not one read-only SELECT over known tables). The two subclasses are
+    the other ways a query ends without rows, so ``except SQLGuardError`` still catches every refused query."""
+
+
+class QueryTimeoutError(SQLGuardError):
+    """A guarded query ran past its time limit and was interrupted."""
+
+
+class QueryFailedError(SQLGuardError):
+    """A guarded query was accepted but the database failed to run it (unknown column, type error, ...)."""
 
 
 class ServeError(EhrforgeError):

@@ -45,6 +45,12 @@ def _unwritable(path: Path) -> str | None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     except OSError as exc:
         return f"cannot be created ({type(exc).__name__}): {path}"
+    if path.stat().st_mode & 0o077:
+        # an existing file keeps its mode when appended to: one readable by others would leak who asked what
+        try:
+            os.chmod(path, 0o600)
+        except OSError:
+            return f"is readable by other users and its mode cannot be set to 0600: {path}"
     return None
 
 

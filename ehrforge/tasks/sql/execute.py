@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ehrforge.errors import DatabaseError, SQLGuardError
+from ehrforge.errors import DatabaseError, QueryFailedError, QueryTimeoutError, SQLGuardError
 from ehrforge.tasks.sql.guard import ALLOWED_FUNCTION_NAMES, GuardedSQL, check_sql
 
 _DB_HINT = "build one with `ehrforge data --task sql --db PATH`, or pass the path to your own database"
@@ -201,13 +201,13 @@ def _run_sqlite(path: Path, guarded: GuardedSQL, max_rows: int | None, timeout_s
         columns = [d[0] for d in cur.description or ()]
     except sqlite3.Error as err:
         if timed_out:
-            raise SQLGuardError(f"query exceeded the time limit of {timeout_s:g} s", "simplify the query") from None
+            raise QueryTimeoutError(f"query exceeded the time limit of {timeout_s:g} s", "simplify the query") from None
         if "not authorized" in str(err):
             raise SQLGuardError("the database refused an action the query needs (read-only access)",
                                 "generate a single read-only SELECT over the EHR tables") from None
-        raise SQLGuardError(f"query failed in SQLite ({_db_error_kind(err)})", "check table and column names") from None
+        raise QueryFailedError(f"query failed in SQLite ({_db_error_kind(err)})", "check table and column names") from None
     except (OverflowError, MemoryError, ValueError) as err:
-        raise SQLGuardError(f"query result could not be read ({type(err).__name__})", "simplify the query") from None
+        raise QueryFailedError(f"query result could not be read ({type(err).__name__})", "simplify the query") from None
     finally:
         con.close()
     return QueryResult(columns, rows, truncated, time.monotonic() - start, "sqlite")
@@ -243,8 +243,8 @@ def _run_duckdb(path: Path, guarded: GuardedSQL, max_rows: int | None, timeout_s
         columns = [d[0] for d in cur.description or ()]
     except duckdb.Error as err:
         if isinstance(err, duckdb.InterruptException) or time.monotonic() - start >= timeout_s:
-            raise SQLGuardError(f"query exceeded the time limit of {timeout_s:g} s", "simplify the query") from None
-        raise SQLGuardError(f"query failed in DuckDB ({type(err).__name__})",
+            raise QueryTimeoutError(f"query exceeded the time limit of {timeout_s:g} s", "simplify the query") from None
+        raise QueryFailedError(f"query failed in DuckDB ({type(err).__name__})",
                             "check the SQL; SQLite-only date modifiers do not translate to DuckDB") from None
     finally:
         timer.cancel()
@@ -293,8 +293,8 @@ def _run_postgres(url: str, guarded: GuardedSQL, max_rows: int | None, timeout_s
     except driver.Error as err:
         code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
         if code == "57014":  # query_canceled: the statement_timeout fired
-            raise SQLGuardError(f"query exceeded the time limit of {timeout_s:g} s", "simplify the query") from None
-        raise SQLGuardError(f"query failed in PostgreSQL ({type(err).__name__})",
+            raise QueryTimeoutError(f"query exceeded the time limit of {timeout_s:g} s", "simplify the query") from None
+        raise QueryFailedError(f"query failed in PostgreSQL ({type(err).__name__})",
                             "check the SQL; SQLite-only date modifiers do not translate to PostgreSQL") from None
     finally:
         try:

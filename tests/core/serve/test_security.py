@@ -141,3 +141,16 @@ def test_rotating_forwarded_for_does_not_dodge_the_lockout(tmp_path):
     assert 429 in codes, codes
     addresses = {json.loads(line).get("client") for line in (tmp_path / "audit.jsonl").read_text().splitlines()}
     assert addresses == {"127.0.0.1"}, addresses
+
+
+def test_an_existing_loose_audit_log_is_made_private(tmp_path):
+    """Issue 33 item 10: appending to an existing 0644 audit log leaves it 0600, as documented."""
+    import stat
+
+    from ehrforge.core.serve import ServeSettings
+
+    log = tmp_path / "audit.jsonl"
+    log.write_text("")
+    log.chmod(0o644)
+    ServeSettings(tokens={"t": "x" * 24}, audit_log=log)
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600

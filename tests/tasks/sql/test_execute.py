@@ -204,10 +204,22 @@ def test_postgres_without_driver_gives_a_clear_error_and_hides_the_password(monk
 
 @pytest.mark.skipif(not os.environ.get("EHRFORGE_TEST_POSTGRES_URL"), reason="set EHRFORGE_TEST_POSTGRES_URL to a "
                     "PostgreSQL database with a patients(row_id, subject_id, gender, dob, dod) table")
-def test_postgres_read_only_transaction() -> None:
+def test_postgres_read_only_transaction(tmp_path) -> None:
     url = os.environ["EHRFORGE_TEST_POSTGRES_URL"]
-    if importlib_missing("psycopg") and importlib_missing("psycopg2"):
+    if importlib_missing("psycopg"):
         pytest.skip("psycopg is not installed")
+    import sqlite3
+
+    from ehrforge.tasks.sql.dialects import copy_database
+
+    # its own patients table (the test session's throw-away server starts empty)
+    source = tmp_path / "p.sqlite"
+    con = sqlite3.connect(source)
+    con.execute("CREATE TABLE patients (row_id INTEGER, subject_id INTEGER, gender TEXT, dob TEXT, dod TEXT)")
+    con.executemany("INSERT INTO patients VALUES (?, ?, 'f', '2000-01-01', NULL)", [(i, i) for i in range(200)])
+    con.commit()
+    con.close()
+    copy_database(source, url)
     result = execute_readonly(url, "SELECT COUNT(*) FROM patients", allowed=ALLOWED)
     assert result.engine == "postgres" and len(result.rows) == 1
     with pytest.raises(SQLGuardError):
@@ -221,3 +233,27 @@ def importlib_missing(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is None
+
+
+def test_timeouts_and_failures_have_their_own_error_classes(tmp_path):
+    """A refused query, a slow one and a failing one are told apart (all still SQLGuardError for callers)."""
+    import sqlite3
+
+    import pytest
+
+    from ehrforge.errors import QueryFailedError, QueryTimeoutError, SQLGuardError
+    from ehrforge.tasks.sql.execute import execute_readonly
+
+    db = tmp_path / "t.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE patients (subject_id INTEGER)")
+    con.executemany("INSERT INTO patients VALUES (?)", [(i,) for i in range(300)])
+    con.commit()
+    con.close()
+    with pytest.raises(QueryTimeoutError):
+        execute_readonly(db, "SELECT COUNT(*) FROM patients a, patients b, patients c, patients d", timeout_s=0.2)
+    with pytest.raises(QueryFailedError):
+        execute_readonly(db, "SELECT abs(-9223372036854775808) FROM patients")  # integer overflow at run time
+    with pytest.raises(SQLGuardError) as refused:
+        execute_readonly(db, "DELETE FROM patients")
+    assert type(refused.value) is SQLGuardError
