@@ -165,7 +165,8 @@ def _context(pairs: list[str] | None) -> dict[str, str]:
                 value = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 why = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
-                raise DataError(f"--context {key}: {path.name} {why}", "pass a readable UTF-8 text file") from None
+                # the file name is not echoed: note files are often named after the patient
+                raise DataError(f"--context {key}: the file given {why}", "pass a readable UTF-8 text file") from None
         out[key.strip()] = value
     return out
 
@@ -495,6 +496,8 @@ def export(
     if gguf is None and merged is None:
         raise ConfigError(["nothing to export"], "pass --gguf OUT.gguf and/or --merged OUT_DIR")
     _writable(gguf, "--gguf")
+    if merged is not None:  # checked before the model loads, as --gguf is
+        _writable(merged / "config.json", "--merged")
     source = resolve_model(model)
     if merged is not None:
         typer.echo(str(export_merged(source, merged)))

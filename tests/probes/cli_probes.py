@@ -132,6 +132,35 @@ def _unchanged(name: str, content: str | None = None):
 #: serve probes must be refused before listening; if one is not, it listens here and the probe times out
 PORT = "38517"
 
+def _manifest_folder(**fields: object):
+    """A trained-folder look-alike whose manifest has ``fields`` (None removes one): the loader reads the manifest
+    before any weights, so a tampered field must be refused there."""
+    def setup(folder: Path) -> None:
+        manifest = {"task": "sql", "base_model": "bundled", "predictor": "chat",
+                    "prompt_format": {"name": "chatml", "hash": "0" * 12}, "tuned": {"threshold": 0.5, "entropy": "max"}}
+        for key, value in fields.items():
+            target, _, sub = key.partition("__")
+            if sub:
+                manifest[target] = {**manifest[target], sub: value}
+            elif value is None:
+                manifest.pop(target)
+            else:
+                manifest[target] = value
+        (folder / "m").mkdir()
+        (folder / "m" / "ehrforge_model.json").write_text(json.dumps(manifest))
+        (folder / "m" / "adapter_config.json").write_text("{}")
+
+    return setup
+
+
+def _checkpoint_of_another_tool(folder: Path) -> None:
+    ckpt = folder / "run" / "checkpoints" / "checkpoint-5"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 5, "log_history": []}))
+    (ckpt / "adapter_model.safetensors").write_bytes(b"not ours")
+
+
+
 PROBES: list[CliProbe] = [
     # -- item 1: phi-check ---------------------------------------------------------------------------------------
     CliProbe("phi-check-issue-example", "1", ["phi-check", "p.jsonl"], 1, {"p.jsonl": ISSUE_PHI_TEXT},
@@ -260,6 +289,51 @@ PROBES: list[CliProbe] = [
     CliProbe("phi-check-key-not-echoed", "33.9", ["phi-check", "k.jsonl"], 1,
              {"k.jsonl": '{"id": "1", "text": "clean", "meta": {"MRN 12345678": "x"}}\n'}, secrets=("12345678",),
              error_line=False),
+    CliProbe("manifest-threshold-string", "33.13", ["ask", "how many patients?", "--model", "m"], 1,
+             _manifest_folder(tuned__threshold="high"), check=_stderr_says("tuned.threshold")),
+    CliProbe("manifest-threshold-negative", "33.13", ["ask", "how many patients?", "--model", "m"], 1,
+             _manifest_folder(tuned__threshold=-5), check=_stderr_says("tuned.threshold")),
+    CliProbe("manifest-threshold-bool", "33.13", ["ask", "how many patients?", "--model", "m"], 1,
+             _manifest_folder(tuned__threshold=True), check=_stderr_says("tuned.threshold")),
+    CliProbe("manifest-entropy-bogus", "33.13", ["ask", "how many patients?", "--model", "m"], 1,
+             _manifest_folder(tuned__entropy="bogus"), check=_stderr_says("tuned.entropy")),
+    CliProbe("manifest-no-task", "33.13", ["ask", "how many patients?", "--model", "m"], 1,
+             _manifest_folder(task=None), check=_stderr_says("field task")),
+    CliProbe("manifest-no-prompt-format", "33.13", ["ask", "how many patients?", "--model", "m"], 1,
+             _manifest_folder(prompt_format=None), check=_stderr_says("prompt_format")),
+    CliProbe("manifest-tuned-not-object", "33.13", ["ask", "how many patients?", "--model", "m"], 1,
+             _manifest_folder(tuned=[1, 2]), check=_stderr_says("field tuned")),
+    CliProbe("train-resume-another-tools-checkpoint", "33.13", ["train", "--task", "sql", "--limit", "4", "--set",
+             "sft.max_steps=6", "--out", "run"], 1, _checkpoint_of_another_tool,
+             check=_stderr_says("does not record what it was trained with"), subprocess=True, timeout_s=400, slow=True),
+    CliProbe("filter-in-missing-out-is-in", "33.1", ["label", "filter", "--in", "a/../l.jsonl", "--out", "l.jsonl",
+             "--review", "r.jsonl"], 1, {"l.jsonl": LABELLED, "a": None}, check=_unchanged("l.jsonl", LABELLED)),
+    CliProbe("import-review-out-is-reviewed", "33.1", ["label", "import-review", "--labelled", "l.jsonl", "--reviewed",
+             "r.jsonl", "--out", "r.jsonl"], 1, {"l.jsonl": '{"id": "1"}\n', "r.jsonl": '{"id": "1"}\n'},
+             check=_unchanged("r.jsonl", '{"id": "1"}\n')),
+    CliProbe("eval-json-is-predictions-out", "33.1", ["eval", "--task", "extract", *FAKE, "--data", "s.jsonl",
+             "--json", "o.jsonl", "--predictions-out", "o.jsonl"], 1, lambda f: _extract_spans(f / "s.jsonl"),
+             no_files=("o.jsonl",)),
+    CliProbe("eval-predictions-out-is-db", "33.1", ["eval", *FAKE, "--db", "e.sqlite", "--predictions-out", "e.sqlite"], 1,
+             {"e.sqlite": b"SQLite format 3\x00"}, check=_stderr_says("same file")),
+    CliProbe("synth-out-is-someone-elses", "33.2", ["synth", "--task", "extract", "--out", "mydata.jsonl", "--n", "2"], 1,
+             {"mydata.jsonl": f'{{"id": "{SECRET}"}}\n'}, check=_unchanged("mydata.jsonl", f'{{"id": "{SECRET}"}}\n')),
+    CliProbe("synth-out-other-seed", "33.2", ["synth", "--task", "extract", "--out", "s.jsonl", "--n", "2", "--seed", "3"], 1,
+             lambda f: _extract_spans(f / "s.jsonl"), check=_unchanged("s.jsonl")),
+    CliProbe("train-out-path-too-long", "33.12", ["train", "--task", "sql", *FAKE, "--out", LONG_NAME], 1),
+    CliProbe("label-out-path-too-long", "33.12", ["label", "--task", "classify", "--teacher", "simulated", "--input",
+             "t.jsonl", "--out", LONG_NAME], 1, lambda f: _classify_tables(f / "t.jsonl")),
+    CliProbe("model-path-too-long", "33.12", ["ask", "how many patients?", "--model", LONG_NAME], 1),
+    CliProbe("export-merged-into-proc", "33.12", ["export", "--model", "bundled", "--merged", "/proc/x/merged"], 1),
+    CliProbe("max-rows-zero", "33.14", ["ask", "how many patients?", *FAKE, "--set", "task_options.max_rows=0"], 1),
+    CliProbe("timeout-huge", "33.14", ["ask", "how many patients?", *FAKE, "--set", "task_options.timeout_s=1e30"], 1),
+    CliProbe("k-huge", "33.14", ["ask", "how many patients?", *FAKE, "--set", "task_options.k=100000"], 1),
+    CliProbe("data-db-zero-bytes-ready", "33.14", ["data", "--db", "e.sqlite"], 1, {"e.sqlite": b""}),
+    CliProbe("data-rebuild-foreign-sqlite", "33.5", ["data", "--db", "theirs.sqlite", "--rebuild"], 1,
+             lambda f: __import__("sqlite3").connect(f / "theirs.sqlite").execute("CREATE TABLE mine (x)").connection.commit(),
+             check=_stderr_says("not a database ehrforge built")),
+    CliProbe("context-file-missing-not-echoed", "33.9", ["ask", "--task", "calc", "bmi?", *FAKE, "--context",
+             f"note=@{SECRET}.txt"], 1),
     # -- already holding ------------------------------------------------------------------------------------------
     CliProbe("unknown-task-suggests", "pass:names", ["eval", "--task", "sqll", *FAKE], 1,
              check=_stderr_says("did you mean 'sql'")),
