@@ -72,7 +72,9 @@ def probe_server(folder: Path) -> Iterator[Any]:
     settings = ServeSettings(tokens={"ward7": TOKEN}, audit_log=folder / "audit.jsonl", max_body_bytes=8192,
                              rate_per_minute=100_000, rate_burst=100_000, default_task="sql")
     app = create_app(settings, FakeBackend(respond=_writes), tasks)
-    with live_server(app) as server:
+    from ehrforge.core.serve.run import uvicorn_options
+
+    with live_server(app, **uvicorn_options(settings)) as server:  # as `ehrforge serve` runs it
         server.db, server.db_digest = db, hashlib.sha256(db.read_bytes()).hexdigest()
         server.audit_path = folder / "audit.jsonl"
         yield server
@@ -86,6 +88,11 @@ def audited(response: Any, server: Any) -> None:
     last = entries[-1]
     assert last["status"] == response.status_code, f"audit says {last['status']}, client got {response.status_code}"
     assert SECRET not in server.audit_path.read_text()
+
+
+def audit_client_is_the_socket(response: Any, server: Any) -> None:
+    last = json.loads(server.audit_path.read_text().splitlines()[-1])
+    assert last.get("client") == "127.0.0.1", f"audit recorded client {last.get('client')!r}"
 
 
 def _and(*checks: Any) -> Any:
@@ -183,6 +190,19 @@ PROBES: list[HttpProbe] = [
               check=no_source_served),
     HttpProbe("page-csp", "pass:csp", "GET", "/", 200, auth=False, check=csp_present),
     # -- issue 33 ---------------------------------------------------------------------------------------------------
+    HttpProbe("http-forwarded-for-not-believed", "33.7", "GET", "/v1/models", 200,
+              headers={"X-Forwarded-For": "203.0.113.9"}, check=audit_client_is_the_socket),
+    HttpProbe("http-forwarded-for-wrong-token", "33.7", "GET", "/v1/models", 401, auth=False,
+              headers={"X-Forwarded-For": "198.51.100.7", "Authorization": "Bearer wrong-token-0000000000"},
+              check=audit_client_is_the_socket),
+    HttpProbe("http-question-in-query-string", "33.9", "GET", f"/v1/sql/ask?question={SECRET}", (400, 404, 405), check=audited),
+    HttpProbe("http-question-in-query-string-post", "33.9", "POST", f"/v1/sql/ask?question={SECRET}", (200, 400),
+              json={"question": "how many patients are there?"}, check=audited),
+    HttpProbe("http-question-in-path", "33.9", "POST", f"/v1/{SECRET}/ask", 404, json={"question": "x"}, check=audited),
+    HttpProbe("http-secret-in-unknown-route", "33.9", "GET", f"/v2/{SECRET}", 404, check=audited),
+    HttpProbe("http-secret-in-static-path", "33.9", "GET", f"/static/{SECRET}.js", 404, auth=False),
+    HttpProbe("http-secret-in-chat-query", "33.9", "POST", f"/v1/chat/completions?user={SECRET}", 200,
+              json={"messages": [{"role": "user", "content": "hello"}]}, check=audited),
     HttpProbe("http-chat-lone-surrogate", "33.11", "POST", CHAT, 400,
               content=b'{"messages": [{"role": "user", "content": "x \\ud800 y"}]}', headers={"Content-Type": "application/json"}),
     HttpProbe("http-chat-lone-surrogate-in-part", "33.11", "POST", CHAT, 400,

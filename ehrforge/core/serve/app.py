@@ -260,6 +260,20 @@ def unaccepted_context(ask: Any, context: dict[str, Any]) -> list[str]:
     return sorted(k for k in context if k not in accepted)
 
 
+def endpoint_name(path: str, served: set[str], static_dir: Path) -> str:
+    """How a request's path goes into the audit log: a served endpoint or shipped static file as is, anything
+    else as ``<unknown route>`` (a path is client text: ``/v1/<a question>/ask`` must not reach the log).
+
+    >>> endpoint_name("/v1/sql/ask", {"/v1/sql/ask"}, Path("/nonexistent")), endpoint_name("/v1/John Smith/ask", {"/v1/sql/ask"}, Path("/x"))
+    ('/v1/sql/ask', '<unknown route>')
+    """
+    if path in served:
+        return path
+    if path.startswith("/static/") and (static_dir / path.removeprefix("/static/")).is_file() and ".." not in path:
+        return path
+    return "<unknown route>"
+
+
 # -- the app ----------------------------------------------------------------------------------------------------------
 def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | None = None) -> FastAPI:
     """Build the server app. ``tasks`` maps a name to an object with ``ask(backend, question, **context) -> dict``."""
@@ -475,7 +489,8 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
         request.scope.setdefault("state", {})["ehrforge_submitted"] = submitted_values(body)
         task = tasks.get(task_name)
         if task is None:
-            raise HTTPException(404, f"no task '{task_name}' is served here; served: {', '.join(sorted(tasks)) or 'none'}")
+            # the name asked for is not repeated: a path segment is client text like any other
+            raise HTTPException(404, f"no such task is served here; served: {', '.join(sorted(tasks)) or 'none'}")
         rejected = unaccepted_context(task.ask, body.context)
         if rejected:
             # name the keys, never their values
@@ -497,5 +512,7 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # added last = outermost: one audit line per request with its final status, 413 and 500 included
-    app.add_middleware(AuditTrail, audit=audit, identify=lambda header: auth.identify(header))
+    served_paths = {"/", "/healthz", "/v1/models", "/v1/tasks", "/v1/chat/completions"} | {f"/v1/{n}/ask" for n in tasks}
+    app.add_middleware(AuditTrail, audit=audit, identify=lambda header: auth.identify(header),
+                       endpoint_of=lambda path: endpoint_name(path, served_paths, STATIC_DIR))
     return app

@@ -97,10 +97,12 @@ class AuditTrail:
     no handler did (a request refused before authentication, e.g. 413 or a malformed body).
     """
 
-    def __init__(self, app: Any, audit: AuditLog, identify: Any) -> None:
+    def __init__(self, app: Any, audit: AuditLog, identify: Any, endpoint_of: Any = None) -> None:
         self.app = app
         self.audit = audit
         self.identify = identify
+        #: path -> what the log calls it (``create_app`` passes one that names unknown routes by a placeholder)
+        self.endpoint_of = endpoint_of or (lambda path: path)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or self.audit.path is None:
@@ -127,7 +129,7 @@ class AuditTrail:
             question = fields.pop("question", None)
             fields.setdefault("latency_ms", round(1000 * (time.perf_counter() - t0), 1))
             client = scope.get("client")
-            self.audit.record(who=who, endpoint=path, status=status, question=question,
+            self.audit.record(who=who, endpoint=self.endpoint_of(path), status=status, question=question,
                               client=client[0] if client else None, method=scope.get("method"), **fields)
 
         async def audited_send(message: dict) -> None:

@@ -97,7 +97,8 @@ def test_adversarial_sql_never_changes_the_database(tmp_path: Path, monkeypatch:
     assert len(attacks) == 1000
     questions = [f"{INJECTIONS[i % len(INJECTIONS)]} [case {i}]" for i in range(len(attacks))]
     by_question = dict(zip(questions, attacks))
-    backend = FakeBackend(respond=lambda messages: by_question[messages[-1]["content"]])
+    # the user turn is the question, then (when a training question lines up) its draft on the next line
+    backend = FakeBackend(respond=lambda messages: by_question[messages[-1]["content"].split("\nDraft: ")[0]])
     settings = ServeSettings(tokens={"redteam": TOKEN}, rate_per_minute=1e6, rate_burst=10_000)
     # a short query time limit: the corpus holds time bombs, and each would otherwise wait out the default 5 s
     app = create_app(settings, backend, {"sql": SQLTask(db=db, timeout_s=0.5)})
