@@ -22,6 +22,7 @@ from typing import Annotated, Optional
 import typer
 
 from ehrforge.core.serve.settings import ServeSettings  # the one declaration of the serve defaults
+from ehrforge.cli_inputs import context_pairs, distinct, not_inside_model, os_error_line, undecodable_argument, writable
 from ehrforge.errors import ConfigError, DataError, EhrforgeError
 from ehrforge.tasks import DEFAULT_LABEL_TASK
 
@@ -123,54 +124,6 @@ def _teacher(spec: str, task, cfg, sources: list[str], seed: int = 0):
     return _load(spec, task, cfg)
 
 
-def _writable(path: Path | None, what: str) -> None:
-    """Check an output path before any work starts: a folder, an unwritable place or /proc fail now, not after an
-    hour of labelling or evaluation."""
-    from ehrforge.core.io import check_writable
-
-    if path is not None:
-        check_writable(path, what)
-
-
-def _not_inside_model(out: Path, model: str) -> None:
-    """``train --out`` must not be the folder of the model it trains from (or inside it): saving would overwrite
-    the source adapter and record the folder as its own base model."""
-    source = Path(model).expanduser()
-    if source.is_dir():
-        src, dst = source.resolve(), out.expanduser().resolve()
-        if dst == src or src in dst.parents:
-            raise ConfigError([f"--out {out} is the folder of --model {model} (or inside it): training would overwrite the model it starts from"],
-                              "pass a new folder for --out")
-
-
-def _distinct(outputs: dict[str, object], inputs: dict[str, object]) -> None:
-    from ehrforge.core.io import check_distinct
-
-    check_distinct(outputs, inputs)  # type: ignore[arg-type]
-
-
-def _context(pairs: list[str] | None) -> dict[str, str]:
-    """``--context key=value`` pairs; ``key=@file`` reads the value from a UTF-8 file (e.g. a patient note)."""
-    from ehrforge.errors import DataError
-
-    out: dict[str, str] = {}
-    for number, item in enumerate(pairs or [], start=1):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            # the argument is not echoed: without '=' it is usually the value itself, i.e. patient text
-            raise ConfigError([f"--context number {number} is not key=value"], "e.g. --context note=@note.txt")
-        if value.startswith("@"):
-            path = Path(value[1:])
-            try:
-                value = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                why = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
-                # the file name is not echoed: note files are often named after the patient
-                raise DataError(f"--context {key}: the file given {why}", "pass a readable UTF-8 text file") from None
-        out[key.strip()] = value
-    return out
-
-
 # -- verbs --------------------------------------------------------------------------------------------------------
 @app.command("tasks")
 def tasks_() -> None:
@@ -201,7 +154,7 @@ def data(
         folder = Path(db).expanduser().parent
         if not folder.is_dir():
             raise DataError(f"--db {db}: the folder {folder} does not exist", f"create it first (mkdir -p {folder}) or pass a path in an existing folder")
-        _writable(Path(db), "--db")
+        writable(Path(db), "--db")
     t = _task(cfg, db=db)
     t.require(Capability.DATA, "ehrforge data", f"use `ehrforge synth --task {t.name}` to write training data")
     built = t.build_data(rebuild=rebuild)
@@ -238,8 +191,8 @@ def label(
     missing = [f"--{name} is required" for name, v in (("teacher", teacher), ("input", input_), ("out", out)) if v is None]
     if missing:
         raise ConfigError(missing, "e.g. ehrforge label --task classify --teacher simulated --input tables.jsonl --out labelled.jsonl")
-    _distinct({"--out": out}, {"--input": input_})
-    _writable(out, "--out")
+    distinct({"--out": out}, {"--input": input_})
+    writable(out, "--out")
     cfg = _config(config, set_, task=task, teacher=teacher)
     t = _task(cfg)
     from ehrforge.core.io import exclusive_output
@@ -267,9 +220,9 @@ def label_filter(
     from ehrforge.core.label import filter_labels
     from ehrforge.tasks import get_task
 
-    _distinct({"--out": out, "--review": review}, {"--in": in_})
-    _writable(out, "--out")
-    _writable(review, "--review")
+    distinct({"--out": out, "--review": review}, {"--in": in_})
+    writable(out, "--out")
+    writable(review, "--review")
     stats = filter_labels(in_, out, review, strategy, min_confidence, keep_fraction=keep_fraction, labels=getattr(get_task(task), "labels", None))
     typer.echo(json.dumps(stats, indent=2, default=str))
 
@@ -285,8 +238,8 @@ def label_import_review(
     from ehrforge.core.label import import_review
     from ehrforge.tasks import get_task
 
-    _distinct({"--out": out}, {"--labelled": labelled, "--reviewed": reviewed})
-    _writable(out, "--out")
+    distinct({"--out": out}, {"--labelled": labelled, "--reviewed": reviewed})
+    writable(out, "--out")
     t = get_task(task)
     stats = import_review(labelled, reviewed, out, labels=getattr(t, "labels", None), normalise=getattr(t, "normalise_label", None))
     typer.echo(json.dumps(stats, indent=2, default=str))
@@ -309,7 +262,7 @@ def synth(
     from ehrforge.core.progress import console
     from ehrforge.tasks import Capability
 
-    _writable(out, "--out")
+    writable(out, "--out")
     cfg = _config(config, set_, task=task, teacher=teacher)
     t = _task(cfg, entities=entities)
     t.require(Capability.SYNTH, "ehrforge synth", "use `ehrforge label` to label your own data instead")
@@ -359,12 +312,14 @@ def train(
         raise ConfigError([f"--stage {stage}: the {t.name} task trains in stages: {', '.join(t.stages())}"])
     if stage == "grpo":
         _ready(t)  # rewards may read the task's resources (e.g. execute SQL)
-    _not_inside_model(out, cfg.model)
-    _writable(out / "ehrforge_model.json", "--out")
+    from ehrforge.core.models import MANIFEST
+
+    not_inside_model(out, cfg.model)
+    writable(out / MANIFEST, "--out")
     records = t.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed, source=cfg.data.source)
     from ehrforge.core.io import exclusive_output
 
-    with exclusive_output(out / "ehrforge_model.json", "--out"):
+    with exclusive_output(out / MANIFEST, "--out"):
         path = t.train(records, cfg.model, out, cfg.grpo if stage == "grpo" else cfg.sft, stage=stage)
     typer.echo(str(path))
 
@@ -390,9 +345,9 @@ def eval_(
     from ehrforge.core.progress import console
     from ehrforge.tasks import Capability
 
-    _distinct({"--json": json_out, "--predictions-out": predictions_out}, {"--data": source, "--db": db})
-    _writable(json_out, "--json")
-    _writable(predictions_out, "--predictions-out")
+    distinct({"--json": json_out, "--predictions-out": predictions_out}, {"--data": source, "--db": db})
+    writable(json_out, "--json")
+    writable(predictions_out, "--predictions-out")
     cfg = _config(config, set_, task=task)
     if source:
         cfg.data.source = source
@@ -440,7 +395,7 @@ def ask(
     cfg = _config(config, set_, task=task or trained_task(model), model=model)
     t = _task(cfg, db=db, threshold=threshold)
     _ready(t)
-    extra = _context(context)
+    extra = context_pairs(context)
     if patient:
         extra["patient_id"] = patient
     backend = _load(cfg.model, t, cfg)
@@ -475,7 +430,7 @@ def serve(
     from ehrforge.core.serve import run as serve_run
 
     if audit_log:
-        _writable(Path(audit_log), "--audit-log")
+        writable(Path(audit_log), "--audit-log")
     serve_run.serve(model, db, host=host, port=port, tokens_file=tokens_file, audit_log=audit_log,
                     cors_origins=cors_origin or (), log_patient_text=log_patient_text, workers=workers,
                     queue_size=queue_size, rate_per_minute=rate_per_minute, max_body_bytes=max_body_bytes,
@@ -495,9 +450,9 @@ def export(
 
     if gguf is None and merged is None:
         raise ConfigError(["nothing to export"], "pass --gguf OUT.gguf and/or --merged OUT_DIR")
-    _writable(gguf, "--gguf")
+    writable(gguf, "--gguf")
     if merged is not None:  # checked before the model loads, as --gguf is
-        _writable(merged / "config.json", "--merged")
+        writable(merged / "config.json", "--merged")
     source = resolve_model(model)
     if merged is not None:
         typer.echo(str(export_merged(source, merged)))
@@ -529,7 +484,7 @@ def demo(
     from ehrforge.tasks import Capability, tasks_with
 
     start = time.perf_counter()
-    _writable(json_out, "--json")
+    writable(json_out, "--json")
     # The LoRA shape and learning rate are the task's own (Task.sft_defaults, from its dev ablation); the demo sets the length.
     cfg = _config(config, [f"sft.max_steps={steps}", *(set_ or [])],
                   task=task, model=model, output_dir=out, max_new_tokens=max_new_tokens)
@@ -573,17 +528,6 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _undecodable_argument() -> int | None:
-    """The position of a command-line argument that is not valid UTF-8 (Python keeps such bytes as lone surrogates,
-    which fail later, deep inside a tokenizer or a log write), or None."""
-    for i, arg in enumerate(sys.argv[1:], start=1):
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
-            return i
-    return None
-
-
 def _usage_errors() -> tuple[type[BaseException], ...]:
     """Click's UsageError class(es): typer >= 0.29 raises its vendored copy, older typer the click package's."""
     import importlib
@@ -597,28 +541,10 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-#: operating-system errors a user can fix, as one line each (the path is not printed: it may be very long, and a
-#: file name can carry patient text)
-OS_ERRORS = {
-    "ENAMETOOLONG": "a path or file name is longer than the operating system allows — use a shorter path",
-    "ENOSPC": "no space left on the device — free some space or write to another disk; nothing was half-written",
-    "EROFS": "the output is on a read-only file system — write somewhere else",
-    "EACCES": "permission denied — pass paths you can read and write",
-    "EDQUOT": "disk quota exceeded — free some space or write to another disk",
-}
-
-
-def _os_error_line(exc: OSError) -> str | None:
-    import errno
-
-    name = errno.errorcode.get(exc.errno or -1)
-    return OS_ERRORS.get(name or "")
-
-
 def main() -> None:
     _quiet_libraries()
     try:
-        bad = _undecodable_argument()
+        bad = undecodable_argument()
         if bad is not None:
             raise ConfigError([f"command-line argument {bad} is not valid UTF-8 text"],
                               "re-type it, or set a UTF-8 locale (e.g. LANG=C.UTF-8) in the shell")
@@ -644,7 +570,7 @@ def main() -> None:
         typer.echo("interrupted — re-run the same command to resume", err=True)
         sys.exit(130)
     except OSError as exc:
-        line = _os_error_line(exc)
+        line = os_error_line(exc)
         if line is None or os.environ.get("EHRFORGE_DEBUG"):
             if os.environ.get("EHRFORGE_DEBUG"):
                 raise

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrforge.core.io import atomic_write_json
-from ehrforge.core.models import BUNDLED_ALIASES, resolve_model
+from ehrforge.core.models import BUNDLED_ALIASES, MANIFEST, resolve_model
 
 
 def base_model_spec(base_model: str) -> str:
@@ -55,9 +55,9 @@ def save_adapter(model: Any, tokenizer: Any, out: Path, manifest: dict[str, Any]
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    atomic_write_json(tmp / "ehrforge_model.json", manifest)
+    atomic_write_json(tmp / MANIFEST, manifest)
     out.mkdir(parents=True, exist_ok=True)
-    items = sorted(tmp.iterdir(), key=lambda p: p.name == "ehrforge_model.json")
+    items = sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST)
     for item in items:
         target = out / item.name
         if target.is_dir():

@@ -131,10 +131,10 @@ def check_own_output(path: str | os.PathLike, provenance: dict[str, Any], *, ove
     afresh). Then record the provenance. A file another tool (or another task) wrote is never silently replaced.
 
     >>> import tempfile; out = Path(tempfile.mkdtemp()) / "notes.jsonl"; _ = out.write_text("mine\\n")
-    >>> check_own_output(out, {"task": "extract"}, overwrite=False)
+    >>> check_own_output(out, {"task": "mytask"}, overwrite=False)
     Traceback (most recent call last):
     ...
-    ehrforge.errors.DataError: --out notes.jsonl exists and was not written by this command with these settings (task extract) — pass --overwrite to replace it, or another path
+    ehrforge.errors.DataError: --out notes.jsonl exists and was not written by this command with these settings (task mytask) — pass --overwrite to replace it, or another path
     """
     path = Path(path)
     sidecar = path.parent / (path.name + PROVENANCE_SUFFIX)

@@ -29,7 +29,7 @@ from ehrforge.errors import EhrforgeError, ModelError
 if TYPE_CHECKING:
     from ehrforge.tasks.base import Task
 
-MANIFEST = "ehrforge_model.json"
+from ehrforge.core.models import MANIFEST  # noqa: E402  (re-exported: callers import it from here)
 CHAT = "chat"
 
 
@@ -73,7 +73,7 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
     """What is wrong with a manifest's shape, field by field (values are never quoted: a manifest is data a user
     may have been handed).
 
-    >>> manifest_problems({"task": "sql", "prompt_format": {"name": "chatml", "hash": "ab12"}})
+    >>> manifest_problems({"task": "mytask", "prompt_format": {"name": "chatml", "hash": "ab12"}})
     []
     >>> manifest_problems({"prompt_format": "x", "tuned": {"threshold": "high"}})
     ['field task is missing', 'field prompt_format is not {name, hash}']

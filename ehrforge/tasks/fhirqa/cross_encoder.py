@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrforge.core.encoder import resolve_encoder_path
+from ehrforge.core.models import MANIFEST
 from ehrforge.core.io import atomic_write_json
 from ehrforge.errors import ModelError
 from ehrforge.tasks.base import Record
@@ -102,7 +103,7 @@ def train_cross_encoder(pairs: Sequence[Record], out_dir: str | os.PathLike, *, 
                                      "batch_size": batch_size, "learning_rate": learning_rate, "bf16": bf16, "frozen_layers": frozen_layers, "train_wall_s": round(wall, 2),
                                      "loss_first": round(losses[0], 4), "loss_last": round(sum(losses[-10:]) / len(losses[-10:]), 4)})
     # the manifest is written last: a folder with it is complete
-    atomic_write_json(out / "ehrforge_model.json", {**(card or {"task": "fhirqa"}), "predictor": PREDICTOR})
+    atomic_write_json(out / MANIFEST, {**(card or {"task": "fhirqa"}), "predictor": PREDICTOR})
     return out
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlglot
-from ehrforge.tasks.sql.execute import driver_url, is_database_url
+from ehrforge.tasks.sql.urls import driver_url, is_database_url
 from sqlglot import exp
 
 _MODIFIER = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s+(year|month|day|hour|minute|second)s?\s*$", re.I)

@@ -19,7 +19,6 @@ date idioms (``datetime(x, 'start of year', '-1 year')``, ``strftime('%J', x)``)
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrforge.errors import DatabaseError, QueryFailedError, QueryTimeoutError, SQLGuardError
+from ehrforge.tasks.sql.urls import driver_url, is_database_url
 from ehrforge.tasks.sql.guard import ALLOWED_FUNCTION_NAMES, GuardedSQL, check_sql
 
 _DB_HINT = "build one with `ehrforge data --task sql --db PATH`, or pass the path to your own database"
@@ -48,28 +48,6 @@ class QueryResult:
     truncated: bool = False
     elapsed_s: float = 0.0
     engine: str = field(default="sqlite", compare=False)
-
-
-_DATABASE_URL = re.compile(r"^postgres(ql)?(\+\w+)?://")
-
-
-def is_database_url(target: object) -> bool:
-    """Whether ``target`` names a PostgreSQL server rather than a file (``postgresql://``, ``postgres://`` and
-    SQLAlchemy-style ``postgresql+psycopg://``): the one test every part of the SQL task uses.
-
-    >>> [is_database_url(x) for x in ("postgresql://h/db", "postgres://h/db", "postgresql+psycopg://h/db", "ehr.sqlite")]
-    [True, True, True, False]
-    """
-    return isinstance(target, str) and bool(_DATABASE_URL.match(target))
-
-
-def driver_url(url: str) -> str:
-    """The URL as libpq takes it: a SQLAlchemy driver suffix (``postgresql+psycopg://``) dropped.
-
-    >>> driver_url("postgresql+psycopg://u@h/db"), driver_url("postgres://u@h/db")
-    ('postgresql://u@h/db', 'postgres://u@h/db')
-    """
-    return re.sub(r"^(postgres(?:ql)?)\+\w+://", r"\1://", url)
 
 
 def _target_kind(target: str | os.PathLike) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ehrforge.config import RunConfig
 from ehrforge.core.backends.transformers_backend import bf16_where_native, pick_device
 from ehrforge.core.evaluate import evaluate
-from ehrforge.core.loader import LoadOptions, load_model
+from ehrforge.core.loader import MANIFEST, LoadOptions, load_model
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.memory import peak_rss_mb, release_freed_memory
 from ehrforge.core.progress import console, progress_bar
@@ -46,7 +46,7 @@ def ensure_database(db: str | Path | None, source: str | None, *, rebuild: bool 
     or an existing file (e.g. a user's real MIMIC-IV) is returned untouched."""
     from ehrforge.errors import DataError
     from ehrforge.tasks.sql.database import built_by_ehrforge, generate_database
-    from ehrforge.tasks.sql.execute import is_database_url
+    from ehrforge.tasks.sql.urls import is_database_url
 
     if isinstance(db, str) and is_database_url(db):
         return db
@@ -87,8 +87,6 @@ def save_tuning(folder: Path, task: SQLTask) -> None:
     """Write the threshold (and its RS curve) just tuned on dev into a trained folder's manifest, so ``ask`` and
     ``serve`` use the very policy that was measured."""
     import json
-
-    from ehrforge.core.loader import MANIFEST
 
     path = Path(folder) / MANIFEST
     manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -178,7 +176,7 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
 
     stage1_dir = out / "stage1"
     start = time.perf_counter()
-    if not (stage1_dir / "ehrforge_model.json").exists():
+    if not (stage1_dir / MANIFEST).exists():
         train_sft(task, train, cfg.model, stage1_dir, sft_cfg)
     train1_s = time.perf_counter() - start
     stage1 = _load_student(str(stage1_dir), task, cfg)
@@ -192,7 +190,7 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         release_freed_memory()
         stage2_dir = out / "stage2"
         start = time.perf_counter()
-        if not (stage2_dir / "ehrforge_model.json").exists():
+        if not (stage2_dir / MANIFEST).exists():
             train_sft(task, train + pseudo, cfg.model, stage2_dir, sft_cfg)
         train2_s = time.perf_counter() - start
         stage2 = _load_student(str(stage2_dir), task, cfg)

@@ -22,7 +22,6 @@ from pydantic import Field, field_validator
 from ehrforge.core.sft import ALL_LINEAR_LAYERS
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer, Generation, Message, Prediction
 from ehrforge.core.settings import finite
-from ehrforge.errors import DatabaseError
 from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions, reply_from_prediction
 from ehrforge.tasks.sql.abstention import PolicyContext, apply_policy, model_said_null
 from ehrforge.tasks.sql.parse import clean_sql, uncertainty
@@ -152,7 +151,7 @@ class SQLTask(Task):
 
     @staticmethod
     def is_url(db: Any) -> bool:
-        from ehrforge.tasks.sql.execute import is_database_url
+        from ehrforge.tasks.sql.urls import is_database_url
 
         return is_database_url(db)
 
