@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,9 @@ def filter_labels(
     records = _load_labelled(inp)
     keep = select_confident(records, strategy, min_confidence, keep_fraction)
     kept = [r for r, k in zip(records, keep) if k]
-    review = [_review_row(r, min_confidence, strategy) for r, k in zip(records, keep) if not k]
+    # Every row carries its queue's id, so a sheet the reviewer renamed or moved still finds its queue manifest.
+    queue_id = uuid.uuid4().hex[:12]
+    review = [{**_review_row(r, min_confidence, strategy), "queue_id": queue_id} for r, k in zip(records, keep) if not k]
     review_out = Path(review_out)
     atomic_write_jsonl(out, kept)
     atomic_write_jsonl(review_out, review)
@@ -121,7 +124,7 @@ def filter_labels(
     # What was queued, so import-review can tell "not reviewed" from "kept" even when a reviewer returns a
     # partial file (rows deleted, or an unedited copy): queued records never come back as teacher labels.
     queue_path = queue_manifest_path(review_out)
-    atomic_write_json(queue_path, {"ids": [str(r["id"]) for r in review], "strategy": strategy,
+    atomic_write_json(queue_path, {"queue_id": queue_id, "ids": [str(r["id"]) for r in review], "strategy": strategy,
                                    "min_confidence": min_confidence, "kept_file": str(out)})
     return {
         "n": len(records),
@@ -283,7 +286,7 @@ def import_review(
     if not rows:
         raise DataError(f"review file {Path(reviewed).name} has no rows",
                         "pass the review file written by `label filter` after filling its reviewed_label column")
-    queued = _queued_ids(queue if queue is not None else queue_manifest_path(reviewed), required=queue is not None)
+    queued = _queued_ids(queue if queue is not None else find_queue_manifest(reviewed, rows), required=queue is not None)
     allowed = {str(x).lower(): x for x in labels} if labels else None
     decisions: dict[str, Any] = {}
     problems = []
@@ -302,7 +305,10 @@ def import_review(
             if value is None or (allowed is not None and str(value).lower() not in allowed):
                 problems.append(f"row {n} (id {rid}): unknown label")
                 continue
-        decisions[str(rid)] = (value, row)
+        if str(rid) in decisions and decisions[str(rid)][0] != value:
+            problems.append(f"rows {decisions[str(rid)][1].get('_row', '?')} and {n} (id {rid}): conflicting reviews")
+            continue
+        decisions[str(rid)] = (value, {**row, "_row": n})
     if problems:
         raise DataError("invalid review rows: " + "; ".join(problems[:10]),
                         f"use one of {', '.join(labels) if labels else 'the task labels'} or 'skip'")
@@ -319,7 +325,7 @@ def import_review(
             merged.append(_merge(rec, None))
     for rid, (value, row) in decisions.items():
         if rid not in seen:
-            content = {k: v for k, v in row.items() if k not in ("reviewed_label", "suggested_label", "confidence", "reason")}
+            content = {k: v for k, v in row.items() if k not in ("reviewed_label", "suggested_label", "confidence", "reason", "_row", "queue_id")}
             stub = {**content, "id": rid, "label": row.get("suggested_label"), "confidence": _float(row.get("confidence"))}
             merged.append(_merge(stub, (value, row)))
     atomic_write_jsonl(out, merged)
@@ -328,6 +334,27 @@ def import_review(
     counts["unreviewed"] += not_written
     return {"n": len(merged), **counts, "missing_from_review": len(queued - set(decisions)),
             "unreviewed_not_written": not_written, "out": str(out)}
+
+
+def find_queue_manifest(reviewed: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> Path:
+    """The queue manifest a review sheet belongs to: by the ``queue_id`` its rows carry (searched beside the sheet,
+    so a renamed ``review_done.csv`` still finds ``review.queue.json``), else by name. A sheet whose queue id
+    matches no manifest there is an error: without its queue, deleted rows would come back as teacher labels."""
+    by_name = queue_manifest_path(reviewed)
+    ids = {str(r.get("queue_id")) for r in rows if r.get("queue_id") not in (None, "")}
+    if not ids:
+        return by_name  # a sheet from before queue ids (or an Argilla export): matched by name as before
+    if len(ids) > 1:
+        raise DataError(f"{Path(reviewed).name} mixes rows of {len(ids)} review queues", "import each queue's sheet on its own")
+    wanted = ids.pop()
+    for candidate in [by_name, *sorted(Path(reviewed).parent.glob("*.queue.json"))]:
+        try:
+            if json.loads(candidate.read_text(encoding="utf-8")).get("queue_id") == wanted:
+                return candidate
+        except (OSError, ValueError, AttributeError):
+            continue
+    raise DataError(f"the queue manifest of {Path(reviewed).name} (queue {wanted}) is not beside it",
+                    "keep the review sheet in the folder with its .queue.json, or pass --queue")
 
 
 def _queued_ids(path: str | os.PathLike, *, required: bool) -> set[str] | None:
