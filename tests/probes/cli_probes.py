@@ -153,6 +153,22 @@ def _manifest_folder(**fields: object):
     return setup
 
 
+#: a port another program holds (its own, so the other serve probes still reach their own refusals)
+BUSY_PORT = "38519"
+_HELD: list = []
+
+
+def _hold_port(folder: Path) -> None:
+    """Something else listens on BUSY_PORT for the rest of the test session (the probe's serve must refuse it)."""
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", int(BUSY_PORT)))
+    sock.listen()
+    _HELD.append(sock)
+
+
 def _checkpoint_of_another_tool(folder: Path) -> None:
     ckpt = folder / "run" / "checkpoints" / "checkpoint-5"
     ckpt.mkdir(parents=True)
@@ -334,6 +350,8 @@ PROBES: list[CliProbe] = [
              check=_stderr_says("not a database ehrforge built")),
     CliProbe("context-file-missing-not-echoed", "33.9", ["ask", "--task", "calc", "bmi?", *FAKE, "--context",
              f"note=@{SECRET}.txt"], 1),
+    CliProbe("serve-port-in-use", "33.18", ["serve", *FAKE, "--port", BUSY_PORT], 1, _hold_port,
+             check=_stderr_says("cannot listen on"), subprocess=True, timeout_s=60, slow=True),
     # -- already holding ------------------------------------------------------------------------------------------
     CliProbe("unknown-task-suggests", "pass:names", ["eval", "--task", "sqll", *FAKE], 1,
              check=_stderr_says("did you mean 'sql'")),

@@ -87,6 +87,7 @@ def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int 
         default_task=tasks[0] if tasks else trained_task(model),
     )
     probe = ServeSettings(**settings_kwargs)  # validates everything before the (slow) model load
+    check_port_free(host, port)  # and the port, before anything is loaded or announced
     if not read_tokens(probe.tokens_file, probe.tokens_env):
         if not is_loopback(host):
             raise ServeError(f"refusing to listen on {host} without issued tokens",
@@ -103,7 +104,6 @@ def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int 
         # The fragment (#token=…) never reaches the server or its access log; the page reads it and keeps it in the tab.
         console.print(f"one-off token (this run only): {generated['local']}")
         console.print(f"open {url}#token={generated['local']}")
-    check_port_free(host, port)
     uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings))
 
 
