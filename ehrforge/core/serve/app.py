@@ -392,7 +392,7 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
         note_audit(request.scope, question=last_user)
         if body.stream:
             note_audit(request.scope, stream=True)
-            return StreamingResponse(_sse_chat(completion_id, messages, max_new, body), media_type="text/event-stream",
+            return StreamingResponse(_sse_chat(completion_id, messages, max_new, body, request.scope), media_type="text/event-stream",
                                      headers={"X-Accel-Buffering": "no"})
         gen = await scheduler.generate(messages, max_new_tokens=max_new, temperature=body.temperature, seed=body.seed)
         text, stopped = apply_stop(gen.text, body.stop)
@@ -409,7 +409,8 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
                           "total_tokens": gen.prompt_tokens + gen.completion_tokens},
                 "ehrforge": {"confidence": generation_confidence(gen)}}
 
-    async def _sse_chat(completion_id: str, messages: list[dict[str, str]], max_new: int, body: ChatRequest) -> AsyncIterator[str]:
+    async def _sse_chat(completion_id: str, messages: list[dict[str, str]], max_new: int, body: ChatRequest,
+                        scope: dict) -> AsyncIterator[str]:
         created = int(time.time())
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
@@ -427,9 +428,12 @@ def create_app(settings: ServeSettings, backend: Any, tasks: dict[str, Any] | No
                     finish = finish_reason
             yield chunk({}, finish)
         except Overloaded as exc:
+            # the 200 header is already sent: the audit line records the status the client got in-band
+            note_audit(scope, error="Overloaded", stream_status=503)
             yield "data: " + json.dumps({"error": {"message": exc.reason, "type": "server_overloaded", "code": 503}}) + "\n\n"
         except Exception as exc:  # noqa: BLE001 - headers are sent; the error must travel in-band
             log.error("stream %s failed: %s", completion_id, type(exc).__name__)
+            note_audit(scope, error=type(exc).__name__, stream_status=500)
             yield "data: " + json.dumps({"error": {"message": "generation failed", "type": "internal_error", "code": 500}}) + "\n\n"
         yield "data: [DONE]\n\n"
 

@@ -129,7 +129,11 @@ class AuditTrail:
             question = fields.pop("question", None)
             fields.setdefault("latency_ms", round(1000 * (time.perf_counter() - t0), 1))
             client = scope.get("client")
-            self.audit.record(who=who, endpoint=self.endpoint_of(path), status=status, question=question,
+            # a stream that failed after its 200 header: the outcome is the in-band error's status
+            outcome = fields.pop("stream_status", None)
+            if outcome is not None:
+                fields["http_status"] = status
+            self.audit.record(who=who, endpoint=self.endpoint_of(path), status=outcome or status, question=question,
                               client=client[0] if client else None, method=scope.get("method"), **fields)
 
         async def audited_send(message: dict) -> None:

@@ -183,3 +183,25 @@ def test_concurrent_requests_each_get_their_own_audit_line(server):
         t.join()
     entries = [json.loads(line) for line in server.audit_path.read_text().splitlines()]
     assert len(entries) == 8 and len({e["question_sha256"] for e in entries}) == 8
+
+
+def test_a_stream_that_fails_after_its_header_is_audited_as_failed(tmp_path):
+    """Issue 33 item 10: the 200 header was sent, the generation then failed; the audit line says 500."""
+    import json
+
+    import httpx
+
+    from ehrforge.core.backends.fake import FakeBackend
+    from ehrforge.core.serve import ServeSettings, create_app
+    from serve_helpers import TOKEN, live_server
+
+    def broken(messages):
+        raise RuntimeError("backend died")
+
+    log = tmp_path / "audit.jsonl"
+    app = create_app(ServeSettings(tokens={"t": TOKEN}, audit_log=log), FakeBackend(respond=broken), {})
+    with live_server(app) as server, httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "stream": True})
+        assert r.status_code == 200 and '"code": 500' in r.text
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["status"] == 500 and last["http_status"] == 200 and last["error"] == "RuntimeError"
