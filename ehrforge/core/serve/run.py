@@ -115,7 +115,10 @@ def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
     """
     # proxy_headers off unless proxies are named: uvicorn would otherwise believe X-Forwarded-For from loopback, and
     # a local client rotating that header could dodge the failed-token lock-out and forge audit addresses.
-    return {"limit_concurrency": settings.max_connections, "timeout_keep_alive": max(1, int(settings.header_timeout_s)),
+    from ehrforge.core.serve.connections import guarded_h11_protocol
+
+    return {"http": guarded_h11_protocol(settings.header_timeout_s, settings.connections_per_client),
+            "limit_concurrency": settings.max_connections, "timeout_keep_alive": max(1, int(settings.header_timeout_s)),
             # no access log: it prints raw paths and query strings (client text); the audit log records requests
             "access_log": False, "server_header": False, "proxy_headers": bool(settings.trusted_proxies),
             "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None, "h11_max_incomplete_event_size": 16 * 1024}

@@ -95,6 +95,8 @@ class ServeSettings:
     trusted_proxies: list[str] = field(default_factory=list)
     #: seconds a connection may take to send its request headers, or sit idle between requests, before it is closed
     header_timeout_s: float = 10.0
+    #: open connections one client address may hold; more are refused with a JSON 503 (core/serve/connections.py)
+    connections_per_client: int = 64
     #: the task the web page selects first (the one the server was started for); None = sql if served, else the first
     default_task: str | None = None
 
@@ -109,7 +111,7 @@ class ServeSettings:
         if not (0 <= self.port <= 65535):
             problems.append(f"port must be 0..65535, got {self.port}")
         positive_ints = ("max_body_bytes", "rate_burst", "workers", "max_batch", "max_new_tokens_cap",
-                         "default_max_new_tokens", "max_connections")
+                         "default_max_new_tokens", "max_connections", "connections_per_client")
         for name in positive_ints:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")

@@ -155,3 +155,44 @@ def test_an_existing_loose_audit_log_is_made_private(tmp_path):
     log.chmod(0o644)
     ServeSettings(tokens={"t": "x" * 24}, audit_log=log)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_one_client_holding_half_open_connections_does_not_lock_out_the_server():
+    """Issue 33 item 8, bounded: 40 connections that never finish their headers. Past the per-client cap they get
+    a JSON 503 at once; the rest are closed after the header timeout, and an authenticated request then succeeds."""
+    import socket
+    import time
+
+    import httpx
+
+    from ehrforge.core.backends.fake import FakeBackend
+    from ehrforge.core.serve import ServeSettings, create_app
+    from ehrforge.core.serve.run import uvicorn_options
+    from serve_helpers import TOKEN, live_server
+
+    settings = ServeSettings(tokens={"t": TOKEN}, header_timeout_s=1.0, connections_per_client=16)
+    app = create_app(settings, FakeBackend(), {})
+    with live_server(app, **uvicorn_options(settings)) as server:
+        held = []
+        for _ in range(40):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            held.append(s)
+        refused = []
+        for s in held[16:]:
+            s.settimeout(5)
+            refused.append(s.recv(4096))
+        assert all(r.startswith(b"HTTP/1.1 503") and b'"server_overloaded"' in r for r in refused)
+        time.sleep(1.5)
+        closed = 0
+        for s in held[:16]:
+            s.settimeout(3)
+            try:
+                closed += s.recv(1) == b""
+            except OSError:
+                closed += 1
+        assert closed == 16, "half-open connections outlived the header timeout"
+        for s in held:
+            s.close()
+        r = httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert r.status_code == 200
