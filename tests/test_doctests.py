@@ -31,7 +31,9 @@ BENCHMARKS = sorted(p.stem for p in (PACKAGE.parent / "benchmarks").glob("*.py")
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
-def test_benchmark_docstring_examples(name):
-    # The benchmarks' pure helpers (arm names, agreement figures) are what their JSON is built from.
+def test_benchmark_docstring_examples(name, monkeypatch):
+    # The benchmarks' pure helpers (arm names, agreement figures) are what their JSON is built from. `benchmarks` is
+    # a folder beside the package, importable from the repository root (it passed only after a test that put it there).
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
     result = run_doctests(f"benchmarks.{name}")
     assert result.attempted > 0 and result.failed == 0, f"{result.failed} of {result.attempted} doctests failed in {name}"
