@@ -46,6 +46,7 @@ SNAPSHOTS = [250, 500, 1000, 2000, 4000]
 BATCHING = {"batch_size": 4, "grad_accum": 2, "gradient_checkpointing": False, "warmup_steps": 20, "save_steps": 80,
             "max_seq_len": 2560, "lora_target_modules": list(ALL_LINEAR_LAYERS)}
 RESULTS = Path("benchmarks/results/sql_learning_curve.json")
+ROWS_FILE = "train_rows.jsonl.gz"
 
 
 def make_task(args: argparse.Namespace, prompt_options: dict):
@@ -56,17 +57,41 @@ def make_task(args: argparse.Namespace, prompt_options: dict):
     return get_task("sql", db=str(db), source=args.data, **prompt_options)
 
 
+def training_rows(task, records: list, out: Path) -> list[dict]:
+    """The arm's training rows (prompt + completion), built once and kept in the run folder (committed with it):
+    a resume on another machine trains on these very rows. Rebuilding them there could differ in a near-tie of
+    the MiniLM retrieval (float rounding on another CPU), and the checkpoint's data fingerprint would then refuse
+    the resume."""
+    import gzip
+
+    path = out / ROWS_FILE
+    if path.exists():
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh]
+    rows = [task.sft_example(r) for r in records]
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    tmp.replace(path)
+    return rows
+
+
 def train(args: argparse.Namespace) -> None:
     from ehrforge.core.sft import train_sft
 
     prompt_options, sft = ARMS[args.arm]
     task = make_task(args, prompt_options)
     records = task.load("train", limit=args.train_limit, seed=0)
-    cfg = SFTSettings(**{**BATCHING, **sft, "epochs": args.epochs, "dtype": args.dtype,
-                         "snapshot_examples": [n for n in SNAPSHOTS if n < len(records) * args.epochs]})
     out = Path(args.runs) / args.arm
+    rows = training_rows(task, records, out)
+    if args.prepare:
+        print(json.dumps({"arm": args.arm, "rows": len(rows), "file": str(out / ROWS_FILE)}))
+        return
+    cfg = SFTSettings(**{**BATCHING, **sft, "epochs": args.epochs, "dtype": args.dtype,
+                         "snapshot_examples": [n for n in SNAPSHOTS if n < len(rows) * args.epochs]})
     start = time.perf_counter()
-    train_sft(task, records, args.model, out, cfg)
+    train_sft(task, [], args.model, out, cfg, extra_rows=rows)
     print(json.dumps({"arm": args.arm, "out": str(out), "train_s": round(time.perf_counter() - start, 1)}))
 
 
@@ -75,7 +100,7 @@ def snapshot_folders(out: Path) -> list[tuple[int, Path]]:
              if (p / "ehrforge_model.json").exists()]
     if (out / "ehrforge_model.json").exists():
         manifest = json.loads((out / "ehrforge_model.json").read_text())
-        found.append((manifest["train_records"] * int(manifest["sft"]["epochs"]), out))
+        found.append(((manifest["train_records"] or manifest.get("extra_rows", 0)) * int(manifest["sft"]["epochs"]), out))
     return sorted(set(found))
 
 
@@ -107,7 +132,7 @@ def evaluate_arm(args: argparse.Namespace) -> None:
         del backend
         release_freed_memory()
         final = json.loads((out / "ehrforge_model.json").read_text()) if (out / "ehrforge_model.json").exists() else {}
-        point = {"train_examples": seen, "epochs": round(seen / max(1, manifest["train_records"]), 3),
+        point = {"train_examples": seen, "epochs": round(seen / max(1, manifest["train_records"] or manifest.get("extra_rows", 0)), 3),
                  "execution_accuracy_no_threshold": metrics["execution_accuracy"],
                  "RS0": metrics["RS0"], "RS10": metrics["RS10"], "eval_s": round(time.perf_counter() - t0, 1),
                  "steps": manifest.get("steps"), "train_s": final.get("train_s"),
@@ -127,6 +152,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="EHRSQL version folder")
     ap.add_argument("--arm", choices=sorted(ARMS), required=True)
     ap.add_argument("--train", action="store_true", help="train (or resume) the arm's run")
+    ap.add_argument("--prepare", action="store_true", help="with --train: only build the arm's training rows file")
     ap.add_argument("--evaluate", action="store_true", help="score the arm's snapshots on the dev part")
     ap.add_argument("--with-base", action="store_true", help="also score the untrained model as point 0")
     ap.add_argument("--rescore", action="store_true", help="score snapshots that already have a point again")

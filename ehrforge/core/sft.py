@@ -127,7 +127,7 @@ def train_sft(
     def snapshot(examples_seen: int, state: dict[str, Any]) -> None:
         folder = out / "snapshots" / f"seen-{examples_seen}"
         save_adapter(model, tokenizer, folder, {"base_model": base_model_spec(base_model), **model_card(task),
-                                                "train_records": len(records), "examples_seen": examples_seen,
+                                                "train_records": len(records), "extra_rows": len(extra_rows), "examples_seen": examples_seen,
                                                 "steps": state["global_step"], "sft": cfg.model_dump()})
 
     state = run_training(model, examples, cfg, device, tokenizer.pad_token_id, ckpt_dir, checkpoint, f"SFT {task.name}",
