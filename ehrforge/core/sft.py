@@ -120,13 +120,14 @@ def train_sft(
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False},
                                               every_n_layers=cfg.checkpoint_every)
     checkpoint = last_checkpoint(ckpt_dir) if resume else None
-    fingerprint = run_fingerprint(cfg, examples, base_model_spec(base_model), model_card(task))
+    base_spec, card = base_model_spec(base_model), model_card(task)  # the same for the fingerprint and every manifest
+    fingerprint = run_fingerprint(cfg, examples, base_spec, card)
     if checkpoint is not None:
         check_resumable(checkpoint, fingerprint)
 
     def snapshot(examples_seen: int, state: dict[str, Any]) -> None:
         folder = out / "snapshots" / f"seen-{examples_seen}"
-        save_adapter(model, tokenizer, folder, {"base_model": base_model_spec(base_model), **model_card(task),
+        save_adapter(model, tokenizer, folder, {"base_model": base_spec, **card,
                                                 "train_records": len(records), "extra_rows": len(extra_rows), "examples_seen": examples_seen,
                                                 "steps": state["global_step"], "sft": cfg.model_dump()})
 
@@ -137,8 +138,8 @@ def train_sft(
         tokenizer,
         out,
         {
-            "base_model": base_model_spec(base_model),
-            **model_card(task),
+            "base_model": base_spec,
+            **card,
             "train_records": len(records),
             "examples_kept_after_truncation": len(examples),  # all: a too-long example fails before training
             "longest_example_tokens": longest,
