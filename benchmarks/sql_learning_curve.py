@@ -137,14 +137,24 @@ def evaluate_arm(args: argparse.Namespace) -> None:
                  "RS0": metrics["RS0"], "RS10": metrics["RS10"], "eval_s": round(time.perf_counter() - t0, 1),
                  "steps": manifest.get("steps"), "train_s": final.get("train_s"),
                  "tokens_per_s": final.get("tokens_per_s"), "peak_rss_mb": round(peak_rss_mb(), 1)}
-        arm["points"] = sorted([p for p in arm["points"] if p["train_examples"] != seen] + [point],
-                               key=lambda p: p["train_examples"])
-        report.update(device=device_info(), sizes={"dev": len(dev), "dev_unanswerable": sum(not sql_data.is_answerable(r) for r in dev)},
-                      command="python benchmarks/sql_learning_curve.py --data <EHRSQL v1.0> --arm ARM --train/--evaluate",
-                      note="points are snapshots along one run per arm (linear decay over the whole split); "
-                           "RS uses the execution filter only, no entropy threshold")
-        atomic_write_json(RESULTS, report)
+        record_point(args.arm, prompt_options, point, dev, report)
         print(json.dumps({args.arm: point}))
+
+
+def record_point(arm_name: str, prompt_options: dict, point: dict, dev: list, report: dict | None = None) -> None:
+    """Add (or replace) one point of an arm in the results file (``sql_ship.py`` adds the shipped adapter's)."""
+    from ehrforge.tasks.sql import data as sql_data
+
+    if report is None:
+        report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmark": "sql_learning_curve", "arms": {}}
+    arm = report["arms"].setdefault(arm_name, {"prompt_options": prompt_options, "points": []})
+    arm["points"] = sorted([p for p in arm["points"] if p["train_examples"] != point["train_examples"]] + [point],
+                           key=lambda p: p["train_examples"])
+    report.update(device=device_info(), sizes={"dev": len(dev), "dev_unanswerable": sum(not sql_data.is_answerable(r) for r in dev)},
+                  command="python benchmarks/sql_learning_curve.py --data <EHRSQL v1.0> --arm ARM --train/--evaluate",
+                  note="points are snapshots along one run per arm (linear decay over the whole split); "
+                       "RS uses the execution filter only, no entropy threshold")
+    atomic_write_json(RESULTS, report)
 
 
 def main() -> None:

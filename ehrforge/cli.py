@@ -58,6 +58,7 @@ TaskOpt = Annotated[Optional[str], typer.Option("--task", "-t", help="Recipe (se
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'bundled', a local HF folder, a folder written by `ehrforge train`, a .gguf file, or openai:URL#name.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML run configuration.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set sft.max_steps=20, --set task_options.x=y (repeatable).")]
+DefaultModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Default: the task's shipped student where it has one (e.g. bundled-sql), else 'bundled'. Or a local HF folder, a folder written by `ehrforge train`, a .gguf file, or openai:URL#name.")]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Data in the task's format (a file or folder); default: the task's bundled data.")]
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="Database, for tasks that read one: SQLite/DuckDB file or postgresql:// URL.")]
 
@@ -380,7 +381,7 @@ def eval_(
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in plain language.")],
     task: TaskOpt = None,
-    model: ModelOpt = "bundled",
+    model: DefaultModelOpt = None,
     db: DbOpt = None,
     threshold: Annotated[Optional[float], typer.Option(help="Abstain when the uncertainty exceeds this (tasks with a threshold option; finite, >= 0).")] = None,
     patient: Annotated[Optional[str], typer.Option(help="Shortcut for --context patient_id=ID.")] = None,
@@ -391,8 +392,10 @@ def ask(
 ) -> None:
     """Ask one question. Prints the answer (for sql: the SQL and the result table) with a confidence, or an abstention with its reason."""
     from ehrforge.core.loader import trained_task
+    from ehrforge.tasks import default_model
 
-    cfg = _config(config, set_, task=task or trained_task(model), model=model)
+    cfg = _config(config, set_, task=task or (trained_task(model) if model else None), model=model)
+    cfg.model = cfg.model if "model" in cfg.model_fields_set else default_model([cfg.task])
     t = _task(cfg, db=db, threshold=threshold)
     _ready(t)
     extra = context_pairs(context)
@@ -410,7 +413,7 @@ def ask(
 
 @app.command()
 def serve(
-    model: ModelOpt = "bundled",
+    model: DefaultModelOpt = None,
     db: DbOpt = None,
     host: Annotated[str, typer.Option(help="Address to bind; a non-loopback address requires issued tokens.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
@@ -428,7 +431,9 @@ def serve(
 ) -> None:
     """Serve a model privately: OpenAI-compatible /v1/chat/completions, /v1/<task>/ask endpoints that answer or abstain, and a web page. Token auth, size and rate limits, bounded queue, hashed audit log."""
     from ehrforge.core.serve import run as serve_run
+    from ehrforge.tasks import default_model
 
+    model = model or default_model(task)
     if audit_log:
         writable(Path(audit_log), "--audit-log")
     serve_run.serve(model, db, host=host, port=port, tokens_file=tokens_file, audit_log=audit_log,
@@ -468,8 +473,8 @@ def demo(
     valid_limit: Annotated[int, typer.Option(min=1, help="Records in each of dev/test.")] = 20,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps; sized for 2 CPU cores.")] = 16,
     max_new_tokens: Annotated[Optional[int], typer.Option(min=1, help="Generation budget per answer (default: the task's, e.g. sql 384: the longest gold SQL fits).")] = None,
-    stages: Annotated[int, typer.Option(min=1, max=2, help="1: SFT; 2: also the recipe's second stage (sql: self-training).")] = 1,
-    model: ModelOpt = "bundled",
+    stages: Annotated[int, typer.Option(min=1, max=2, help="1: stage 1 only; 2: also the recipe's second stage (sql: self-training on top of stage 1).")] = 2,
+    model: DefaultModelOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the demo's figures (wall_s, peak_rss_mb, rows) here.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -481,13 +486,14 @@ def demo(
     from ehrforge.core.io import atomic_write_json
     from ehrforge.core.progress import console
     from ehrforge.core.report import metrics_table
-    from ehrforge.tasks import Capability, tasks_with
+    from ehrforge.tasks import Capability, default_model, tasks_with
 
     start = time.perf_counter()
     writable(json_out, "--json")
     # The LoRA shape and learning rate are the task's own (Task.sft_defaults, from its dev ablation); the demo sets the length.
     cfg = _config(config, [f"sft.max_steps={steps}", *(set_ or [])],
                   task=task, model=model, output_dir=out, max_new_tokens=max_new_tokens)
+    cfg.model = cfg.model if "model" in cfg.model_fields_set else default_model([cfg.task])  # a shipped one is stage 1
     cfg.data.train_limit = cfg.data.train_limit or train_limit
     cfg.data.valid_limit = cfg.data.valid_limit or valid_limit
     t = _task(cfg)
@@ -495,8 +501,10 @@ def demo(
     result = t.demo(cfg, stages=stages)
     keys = result.get("table_keys")
     console.print(metrics_table(result["rows"], title=f"{t.name} demo · test n={result['sizes']['test']}", keys=keys))
+    if result.get("verdict"):
+        console.print(result["verdict"], soft_wrap=True)
     figures = {"wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-               "rows": result["rows"], "sizes": result["sizes"]}
+               "rows": result["rows"], "sizes": result["sizes"], "verdict": result.get("verdict"), "model": cfg.model}
     typer.echo(json.dumps({k: {m: v for m, v in row.items() if not keys or m in keys} for k, row in result["rows"].items()}, default=str))
     if json_out:
         atomic_write_json(json_out, figures)

@@ -29,7 +29,7 @@ from ehrforge.errors import EhrforgeError, ModelError
 if TYPE_CHECKING:
     from ehrforge.tasks.base import Task
 
-from ehrforge.core.models import MANIFEST  # noqa: E402  (re-exported: callers import it from here)
+from ehrforge.core.models import MANIFEST, expand_alias, model_file_problems  # noqa: E402  (MANIFEST re-exported: callers import it from here)
 CHAT = "chat"
 
 
@@ -51,7 +51,7 @@ class LoadOptions:
 
 def read_manifest(spec: str) -> dict[str, Any] | None:
     """The manifest of a trained folder, or None for anything else; a corrupt one is a one-line ModelError."""
-    path = Path(spec).expanduser()
+    path = Path(expand_alias(spec)).expanduser()
     meta = path / MANIFEST
     if not path.is_dir() or not meta.is_file():
         return None
@@ -122,7 +122,13 @@ def _predictor(path: str, target: str) -> Any:
 def load_model(spec: str, task: Task | None = None, options: LoadOptions | None = None) -> Any:
     """A backend (``generate``) or predictor for ``spec``; restores the task state the folder recorded."""
     options = options or LoadOptions()
+    spec = expand_alias(spec)
     manifest = read_manifest(spec)
+    folder = Path(spec).expanduser()
+    problems = model_file_problems(folder) if folder.is_dir() else []
+    if problems:  # before anything else is loaded or warned about
+        raise ModelError(f"{'; '.join(problems)} (a corrupt or half-copied model folder)",
+                         "re-copy the folder, reinstall ehrforge for a shipped model, or retrain it with `ehrforge train`")
     if manifest is not None:
         if task is not None and manifest.get("task") not in (None, task.name):
             console.print(f"[yellow]warning:[/] {spec} was trained for the {manifest['task']} task, not {task.name}")

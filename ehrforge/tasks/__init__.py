@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from importlib.resources import files
+from pathlib import Path
 
+from ehrforge.core.models import register_shipped_model
 from ehrforge.errors import UnknownNameError, closest
 from ehrforge.tasks.base import Capability, Task
 
-__all__ = ["TASKS", "DEFAULT_TASK", "DEFAULT_LABEL_TASK", "Capability", "Task", "get_task", "option_problems", "task_class", "task_names"]
+__all__ = ["TASKS", "DEFAULT_TASK", "DEFAULT_LABEL_TASK", "Capability", "Task", "default_model", "get_task", "option_problems", "task_class", "task_names"]
 
 #: name -> "module:Class" (imported lazily so `ehrforge --help` stays fast)
 TASKS: dict[str, str] = {
@@ -19,6 +22,15 @@ TASKS: dict[str, str] = {
     # the second verifiable-reward task of the calc recipe: patient–trial eligibility on synthetic criteria
     "eligibility": "ehrforge.tasks.calc.eligibility:EligibilityTask",
 }
+
+
+#: trained folders shipped inside the package: alias -> (package, folder). Each task's ``default_model`` may name one.
+SHIPPED_MODELS: dict[str, tuple[str, str]] = {
+    # SmolLM2-135M + the SQL recipe's LoRA, trained on the whole EHRSQL 2024 train split (its NOTICE.md says how)
+    "bundled-sql": ("ehrforge.tasks.sql.assets", "bundled-sql"),
+}
+for _alias, (_package, _folder) in SHIPPED_MODELS.items():
+    register_shipped_model(_alias, lambda package=_package, folder=_folder: Path(str(files(package) / folder)))
 
 
 def task_names() -> list[str]:
@@ -34,6 +46,17 @@ def tasks_with(capability: Capability) -> list[str]:
 #: (one place for the defaults)
 DEFAULT_TASK = "sql"
 DEFAULT_LABEL_TASK = "classify"
+
+
+def default_model(names: list[str] | None = None) -> str:
+    """The model ``ask``/``serve``/``demo`` use when none is named: the shipped student of the one task asked for
+    (``DEFAULT_TASK`` when none is), the base model ``bundled`` for several tasks at once.
+
+    >>> default_model(), default_model(["classify"]), default_model(["sql", "classify"])
+    ('bundled-sql', 'bundled', 'bundled')
+    """
+    names = names or [DEFAULT_TASK]
+    return task_class(names[0]).default_model if len(names) == 1 else "bundled"
 
 
 def task_class(name: str) -> type[Task]:

@@ -91,6 +91,8 @@ class Task(ABC):
     training_stages: ClassVar[tuple[str, ...]] = ("sft", "grpo")
     #: the recipe's measured SFT settings (``sft:`` keys), applied beneath the YAML file and ``--set``
     sft_defaults: ClassVar[dict[str, Any]] = {}
+    #: the model ``ask``/``serve`` use when no ``--model`` is given: ``bundled`` or a shipped trained folder's alias
+    default_model: ClassVar[str] = "bundled"
 
     def __init__(self, **options: Any) -> None:
         self.options = build(self.Options, options, prefix="task_options.", hint=self.options_hint())

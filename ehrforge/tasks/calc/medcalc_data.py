@@ -130,9 +130,12 @@ def _row_problem(row: dict[str, str], wanted: set[int]) -> tuple[str | None, Cal
     return None, calc, gold
 
 
-def load_medcalc_csv(path: Path, wanted: set[int], rejects: Path | None = None) -> list[dict]:
+def load_medcalc_csv(
+    path: Path, wanted: set[int], rejects: Path | None = None, *, bad_rows: list[tuple[int, str]] | None = None
+) -> list[dict]:
     """Records from a MedCalc-Bench-format CSV. Missing required columns are a DataError; bad rows are skipped,
-    reported by row number and written to ``rejects`` (default ``<file>.rejects.csv``)."""
+    reported by row number and written to ``rejects`` (default ``<file>.rejects.csv``); a caller that records them
+    (a benchmark's JSON) passes ``bad_rows`` to receive each (row number, reason)."""
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -178,6 +181,8 @@ def load_medcalc_csv(path: Path, wanted: set[int], rejects: Path | None = None) 
                         upper=(row.get("Upper Limit") or "").strip(),
                     )
                 )
+    if bad_rows is not None:
+        bad_rows.extend((n, reason) for n, reason, _ in bad)
     if bad:
         where = _write_rejects(path, rejects, header, bad)
         shown = ", ".join(str(n) for n, _, _ in bad[:20]) + (" …" if len(bad) > 20 else "")

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from ehrforge.config import RunConfig
 from ehrforge.core.backends.transformers_backend import bf16_where_native, pick_device
 from ehrforge.core.evaluate import evaluate
-from ehrforge.core.loader import MANIFEST, LoadOptions, load_model
+from ehrforge.core.loader import MANIFEST, LoadOptions, load_model, read_manifest
+from ehrforge.core.models import expand_alias
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.memory import peak_rss_mb, release_freed_memory
 from ehrforge.core.progress import console, progress_bar
@@ -145,6 +146,25 @@ def pseudo_label_unanswerable(task: SQLTask, backend: Any, pool: list, cfg: RunC
     return pseudo, stats
 
 
+def verdict_line(rows: dict[str, dict[str, Any]], name: str = "stage 1") -> str:
+    """One readable line under the demo table: what stage 1 answered, how much of it was right, where it abstained.
+
+    >>> verdict_line({"abstain-all": {"RS0": 15.0}, "stage1": {"n": 20, "n_abstained": 6, "n_correct": 12,
+    ...     "n_unanswerable": 3, "n_answered_unanswerable": 1, "RS0": 60.0}}, "bundled-sql")
+    'bundled-sql answers 14 of 20 test questions, 12 correctly; it abstains on 6, 2 of the 3 unanswerable among them; RS(0) 60.0 vs 15.0 for abstaining on everything'
+    """
+    row = rows.get("stage1")
+    if not row or "n" not in row:
+        return ""
+    answered = row["n"] - row["n_abstained"]
+    caught = row["n_unanswerable"] - row["n_answered_unanswerable"]
+    line = (f"{name} answers {answered} of {row['n']} test questions, {row['n_correct']} correctly; it abstains on "
+            f"{row['n_abstained']}, {caught} of the {row['n_unanswerable']} unanswerable among them")
+    if "abstain-all" in rows:
+        line += f"; RS(0) {row['RS0']} vs {rows['abstain-all']['RS0']} for abstaining on everything"
+    return line
+
+
 def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True,
                    part_limits: tuple[int | None, int | None, int | None] | None = None) -> dict[str, Any]:
     """Run the recipe and return ``{"rows": {model: metrics}, ...}``; also written to ``<output_dir>/sql_results.json``.
@@ -167,21 +187,29 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     if task.options.k or task.options.draft:  # there is a demonstration pool to copy from
         rows["draft-copy"] = task.score(test, draft_copy_predictions(task, test)) | {"threshold": None, "model": "none"}
     sft_cfg = cfg.sft
+    # A trained SQL folder given as the model (the shipped `bundled-sql` by default in `ehrforge demo`) is stage 1
+    # as it is, with the threshold tuned when it was made; its base model is the base row.
+    shipped = read_manifest(cfg.model)
+    given = shipped is not None and shipped.get("task") == task.name
+    base_spec = shipped["base_model"] if given else cfg.model
 
     if include_base:
-        base = _load_student(cfg.model, task, cfg)
+        base = _load_student(base_spec, task, cfg)
         rows["base"] = _evaluate_model("base", task, base, dev, test, cfg)
         del base
         release_freed_memory()
 
-    stage1_dir = out / "stage1"
+    stage1_dir = Path(expand_alias(cfg.model)) if given else out / "stage1"
     start = time.perf_counter()
-    if not (stage1_dir / MANIFEST).exists():
+    if not given and not (stage1_dir / MANIFEST).exists():
         train_sft(task, train, cfg.model, stage1_dir, sft_cfg)
     train1_s = time.perf_counter() - start
     stage1 = _load_student(str(stage1_dir), task, cfg)
-    rows["stage1"] = _evaluate_model("stage 1", task, stage1, dev, test, cfg) | {"train_s": round(train1_s, 1)}
-    save_tuning(stage1_dir, task)
+    tune_dev = None if given and (shipped.get("tuned") or {}).get("threshold") is not None else dev
+    rows["stage1"] = _evaluate_model("stage 1", task, stage1, tune_dev, test, cfg) | (
+        {"model": cfg.model, "threshold_from": "its manifest"} if given else {"train_s": round(train1_s, 1)})
+    if not given:
+        save_tuning(stage1_dir, task)
 
     if stages >= 2 and task.options.self_training:
         task.restore({"tuned": {"threshold": rows["stage1"]["threshold"]}})  # stage 1 pseudo-labels with its own threshold
@@ -191,15 +219,18 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         stage2_dir = out / "stage2"
         start = time.perf_counter()
         if not (stage2_dir / MANIFEST).exists():
-            train_sft(task, train + pseudo, cfg.model, stage2_dir, sft_cfg)
+            # a short pass on top of stage 1 (its adapter is merged first), not a second run from the base
+            train_sft(task, train + pseudo, str(stage1_dir), stage2_dir, sft_cfg)
         train2_s = time.perf_counter() - start
         stage2 = _load_student(str(stage2_dir), task, cfg)
-        rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev, test, cfg) | {
+        # stage 2 keeps stage 1's threshold where stage 1 was not tuned here (its manifest carries it)
+        rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev if tune_dev is not None else None, test, cfg) | {
             "train_s": round(train2_s, 1), "pseudo_labelled": len(pseudo), "self_training": pseudo_stats}
         save_tuning(stage2_dir, task)
         del stage2
     result = {
         "rows": rows,
+        "verdict": verdict_line(rows, "bundled-sql" if given and cfg.model == "bundled-sql" else "stage 1"),
         "table_keys": TABLE_KEYS,
         "sizes": {"train": len(train), "dev": len(dev), "test": len(test), "pool": len(pool),
                   "test_unanswerable": sum(not sql_data.is_answerable(r) for r in test)},

@@ -137,6 +137,8 @@ class SQLTask(Task):
     sft_defaults = {"learning_rate": 2e-4, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": list(ALL_LINEAR_LAYERS),
                     "max_seq_len": 2560, "batch_size": 1, "grad_accum": 4, "checkpoint_every": 1}
     capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO, Capability.RETRIEVAL})
+    #: the shipped student (docs/sql.md, "bundled-sql"); `--model bundled` asks the untrained base model
+    default_model = "bundled-sql"
 
     def __init__(self, db: str | Path | None = None, **options: Any) -> None:
         super().__init__(db=str(db) if db is not None else None, **options)

@@ -171,3 +171,30 @@ def test_pseudo_labels_are_capped_at_the_unanswerable_rate_most_uncertain_first(
     # a stage 1 that abstains on everything still labels only the capped share
     pseudo, stats = pseudo_label_unanswerable(task, FakeBackend(respond=lambda m: "null"), pool, cfg, rate)
     assert len(pseudo) == 2 and stats["stage1_abstained"] == 10
+
+
+def test_a_trained_sql_folder_given_as_the_model_is_stage1_as_shipped(tiny_model_dir, demo_db, tmp_path):
+    """What `ehrforge demo` does with `bundled-sql`: the folder is stage 1 as it is (no training, its own
+    threshold), its base model is the base row, and stage 2 is a short pass trained on top of it."""
+    from ehrforge.core.sft import SFTSettings, train_sft
+    from ehrforge.core.models import MANIFEST
+
+    task = SQLTask(db=str(demo_db), k=0)
+    shipped = train_sft(task, task.load("train", limit=8), str(tiny_model_dir), tmp_path / "shipped",
+                        SFTSettings(max_steps=1, max_seq_len=6144, batch_size=2, grad_accum=1))
+    manifest = json.loads((shipped / MANIFEST).read_text())
+    manifest["tuned"] = {"threshold": 1.5, "entropy": "max"}
+    (shipped / MANIFEST).write_text(json.dumps(manifest))
+    before = sorted(p.name for p in shipped.iterdir())
+    cfg = load_config(overrides=["sft.max_steps=1", "sft.max_seq_len=6144", "data.train_limit=8", "data.valid_limit=4"],
+                      model=str(shipped), output_dir=str(tmp_path / "run"), task_options={"db": str(demo_db)}, max_new_tokens=8)
+    result = run_sql_recipe(cfg, stages=2)
+    rows = result["rows"]
+    assert rows["stage1"]["threshold"] == 1.5 and rows["stage1"]["threshold_from"] == "its manifest"
+    assert "train_s" not in rows["stage1"] and not (tmp_path / "run" / "stage1").exists()
+    stage2 = json.loads((tmp_path / "run" / "stage2" / MANIFEST).read_text())
+    assert stage2["base_model"] == str(shipped.resolve())  # trained on top of the given folder
+    assert rows["stage2"]["threshold"] == 1.5  # kept: stage 1 was not tuned here
+    assert result["verdict"].startswith("stage 1 answers ")
+    assert sorted(p.name for p in shipped.iterdir()) == before  # the given folder is never written
+    assert json.loads((shipped / MANIFEST).read_text())["tuned"]["threshold"] == 1.5

