@@ -124,16 +124,13 @@ def load_model(spec: str, task: Task | None = None, options: LoadOptions | None 
     options = options or LoadOptions()
     spec = expand_alias(spec)
     manifest = read_manifest(spec)
-    folder = Path(spec).expanduser()
-    problems = model_file_problems(folder) if folder.is_dir() else []
-    if problems:  # before anything else is loaded or warned about
-        raise ModelError(f"{'; '.join(problems)} (a corrupt or half-copied model folder)",
-                         "re-copy the folder, reinstall ehrforge for a shipped model, or retrain it with `ehrforge train`")
     if manifest is not None:
         if task is not None and manifest.get("task") not in (None, task.name):
             console.print(f"[yellow]warning:[/] {spec} was trained for the {manifest['task']} task, not {task.name}")
         if task is not None and manifest.get("task") in (None, task.name):
             task.restore(manifest)  # first: it may restore the prompt options the folder was trained with
+    check_model_files(spec)  # after the manifest's own checks, before any weights load or warning
+    if manifest is not None:
         check_prompt_format(manifest, task, spec)
         predictor = manifest.get("predictor", CHAT)
         if predictor != CHAT:
@@ -152,6 +149,15 @@ def load_model(spec: str, task: Task | None = None, options: LoadOptions | None 
             raise ModelError(f"the weights file in {spec} is corrupt ({type(exc).__name__})",
                              "re-copy the folder or retrain it with `ehrforge train`") from None
     return load_backend(spec)
+
+
+def check_model_files(spec: str) -> None:
+    """One line naming each file of a local folder that cannot be read whole (``models.model_file_problems``)."""
+    folder = Path(spec).expanduser()
+    problems = model_file_problems(folder) if folder.is_dir() else []
+    if problems:
+        raise ModelError(f"{'; '.join(problems)} (a corrupt or half-copied model folder)",
+                         "re-copy the folder, reinstall ehrforge for a shipped model, or retrain it with `ehrforge train`")
 
 
 def _local_backend(spec: str, options: LoadOptions) -> Any:
