@@ -98,6 +98,9 @@ def safetensors_problem(path: Path) -> str | None:
     True
     >>> _ = f.write_bytes(struct.pack("<Q", len(header)) + header + bytes(3)); safetensors_problem(f)
     'is truncated (3 of 8 tensor bytes)'
+    >>> bad = j.dumps({"a": {"dtype": "F32", "data_offsets": "0-8"}}).encode()
+    >>> _ = f.write_bytes(struct.pack("<Q", len(bad)) + bad); safetensors_problem(f)
+    'has a corrupt header'
     """
     import struct
 
@@ -115,7 +118,11 @@ def safetensors_problem(path: Path) -> str | None:
             return "has a corrupt header"
     if not isinstance(header, dict):
         return "has a corrupt header"
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict) and "data_offsets" in t]
+    tensors = [t for k, t in header.items() if k != "__metadata__"]
+    offsets = [t.get("data_offsets") if isinstance(t, dict) else None for t in tensors]
+    if not all(isinstance(o, list) and len(o) == 2 and all(isinstance(v, int) for v in o) for o in offsets):
+        return "has a corrupt header"  # an edited header must be one named line too, not a TypeError
+    ends = [o[1] for o in offsets]
     need, have = max(ends, default=0), size - 8 - length
     return f"is truncated ({have} of {need} tensor bytes)" if have < need else None
 
