@@ -27,8 +27,8 @@ def http_teacher(backend: Any, *, model_name: str = "teacher", max_new_tokens_ca
     import uvicorn
 
     from ehrforge.core.backends.openai_backend import OpenAIBackend
-    from ehrforge.core.serve.run import build_app
-    from ehrforge.core.serve.settings import ServeSettings
+    from ehrforge.serve.run import build_app
+    from ehrforge.serve.settings import ServeSettings
 
     token = secrets.token_hex(16)
     # A benchmark sends thousands of requests from one client: the per-token rate limit would only slow it down.

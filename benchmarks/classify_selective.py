@@ -45,6 +45,7 @@ from benchmarks._env import device_info
 from benchmarks._teacher_server import http_teacher
 from ehrforge.core.calibration import calibration_summary, reliability_diagram
 from ehrforge.core.io import atomic_write_json, read_jsonl
+from ehrforge.core.training import train as train_task
 from ehrforge.core.label import label_records
 from ehrforge.core.types import Abstain, Answer
 from ehrforge.tasks.classify import selective
@@ -200,7 +201,7 @@ def main() -> None:
     }
     for name, (stask, recs) in students.items():
         with clock(f"train_{name}"):
-            folder = stask.train(recs, "minilm", work / name, cfg)
+            folder = train_task(stask, recs, "minilm", work / name, cfg)
         with clock(f"eval_{name}"):
             backend = SeqClsBackend(folder)
             predictions[name] = (task.predict(backend, dev, batch_size=32), task.predict(backend, test, batch_size=32))

@@ -40,7 +40,7 @@ def run_server(args: argparse.Namespace) -> None:
     import uvicorn
 
     from ehrforge.core.backends.fake import FakeBackend
-    from ehrforge.core.serve import ServeSettings, create_app
+    from ehrforge.serve import ServeSettings, create_app
 
     if args.backend == "tiny":
         from ehrforge.core.backends.transformers_backend import TransformersBackend

@@ -68,7 +68,7 @@ def _sft_rows(n: int) -> list[dict]:
 
 def _task():
     from ehrforge.core.types import Answer
-    from ehrforge.tasks.base import Task
+    from ehrforge.core.contract import Task
 
     class NoteSummary(Task):  # a stand-in task: throughput does not depend on what the text means
         name = "throughput"
@@ -253,7 +253,7 @@ def child_serve(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(THREADS)
     from ehrforge.core.backends import default_inference_kind, load_backend
-    from ehrforge.core.serve import ServeSettings, create_app
+    from ehrforge.serve import ServeSettings, create_app
 
     backend = load_backend(f"{default_inference_kind()}:bundled")
     tokens = {f"client{i}": f"loadtest-token-{i:06d}" for i in range(args.clients)}

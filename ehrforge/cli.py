@@ -21,7 +21,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ehrforge.core.serve.settings import ServeSettings  # the one declaration of the serve defaults
+from ehrforge.serve.settings import ServeSettings  # the one declaration of the serve defaults
 from ehrforge.cli_inputs import context_pairs, distinct, not_inside_model, os_error_line, undecodable_argument, writable
 from ehrforge.errors import ConfigError, DataError, EhrforgeError
 from ehrforge.tasks import DEFAULT_LABEL_TASK
@@ -282,7 +282,7 @@ def phi_check(
     text_key: Annotated[str, typer.Option(help="Field holding the main text (all string fields are checked).")] = "text",
 ) -> None:
     """Scan text for PHI patterns (names, dates, MRNs, phones, e-mails) before sharing it; reports types and offsets only, never the text. Exits 1 when anything is found or a line cannot be read."""
-    from ehrforge.tasks.extract.phi import phi_check_file
+    from ehrforge.core.phi import phi_check_file
 
     report = phi_check_file(path, text_key=text_key)
     typer.echo(json.dumps(report, indent=2, default=str))
@@ -319,9 +319,10 @@ def train(
     writable(out / MANIFEST, "--out")
     records = t.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed, source=cfg.data.source)
     from ehrforge.core.io import exclusive_output
+    from ehrforge.core.training import train as train_task
 
     with exclusive_output(out / MANIFEST, "--out"):
-        path = t.train(records, cfg.model, out, cfg.grpo if stage == "grpo" else cfg.sft, stage=stage)
+        path = train_task(t, records, cfg.model, out, cfg.grpo if stage == "grpo" else cfg.sft, stage=stage)
     typer.echo(str(path))
 
 
@@ -430,7 +431,7 @@ def serve(
     trusted_proxy: Annotated[Optional[list[str]], typer.Option(help="Believe X-Forwarded-For from this reverse proxy address (repeatable; off by default).")] = None,
 ) -> None:
     """Serve a model privately: OpenAI-compatible /v1/chat/completions, /v1/<task>/ask endpoints that answer or abstain, and a web page. Token auth, size and rate limits, bounded queue, hashed audit log."""
-    from ehrforge.core.serve import run as serve_run
+    from ehrforge.serve import run as serve_run
     from ehrforge.tasks import default_model
 
     model = model or default_model(task)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ehrforge.cli import _quiet_libraries, app
 from ehrforge.tasks import TASKS, get_task, task_class
 
-sys.path.insert(0, str(Path(__file__).parent / "core" / "serve"))
+sys.path.insert(0, str(Path(__file__).parent / "serve"))
 from serve_helpers import TOKEN, live_server  # noqa: E402
 
 runner = CliRunner()
@@ -81,7 +81,7 @@ def test_eval_writes_one_prediction_line_per_record(trained, demo_db, tmp_path, 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_serve_loads_any_trained_folder_and_answers_or_abstains(trained, demo_db, name):
-    from ehrforge.core.serve import ServeSettings, build_app
+    from ehrforge.serve import ServeSettings, build_app
 
     db = str(demo_db) if "db" in task_class(name).Options.model_fields else None
     options = {"max_new_tokens": 8, **({"dataset": "sample"} if name == "extract" else {})}
@@ -143,7 +143,7 @@ def encoder_folders(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("name", ["classify", "extract"])
 def test_serve_and_eval_load_encoder_students_written_by_train(encoder_folders, tmp_path, name):
-    from ehrforge.core.serve import ServeSettings, build_app
+    from ehrforge.serve import ServeSettings, build_app
 
     card = json.loads((encoder_folders[name] / "ehrforge_model.json").read_text())
     assert card["task"] == name and card["predictor"] != "chat"

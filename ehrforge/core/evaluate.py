@@ -18,7 +18,7 @@ from ehrforge.core.progress import progress_bar
 from ehrforge.core.types import Abstain, Prediction
 
 if TYPE_CHECKING:
-    from ehrforge.tasks.base import Record, Task
+    from ehrforge.core.contract import Record, Task
 
 
 def prediction_row(model: str, record: Record, pred: Prediction, gold: Any) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def evaluate(
     """``{model_name: metrics}``; each metrics dict also has ``wall_s``, ``examples_per_s`` and, where a threshold
     was tuned on ``dev``, what was chosen (``tuned``)."""
     from ehrforge.core.io import atomic_open
-    from ehrforge.tasks.base import Capability
+    from ehrforge.core.contract import Capability
 
     results: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []

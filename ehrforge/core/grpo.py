@@ -29,7 +29,7 @@ from ehrforge.core.settings import Settings, build
 from ehrforge.errors import DataError
 
 if TYPE_CHECKING:  # the task interface is only a type here: core never imports a recipe
-    from ehrforge.tasks.base import Record, RewardFn, Task
+    from ehrforge.core.contract import Record, RewardFn, Task
 
 
 class GRPOSettings(Settings):

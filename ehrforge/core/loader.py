@@ -27,7 +27,7 @@ from ehrforge.core.progress import console
 from ehrforge.errors import EhrforgeError, ModelError
 
 if TYPE_CHECKING:
-    from ehrforge.tasks.base import Task
+    from ehrforge.core.contract import Task
 
 from ehrforge.core.models import MANIFEST, expand_alias, model_file_problems  # noqa: E402  (MANIFEST re-exported: callers import it from here)
 CHAT = "chat"

@@ -31,7 +31,7 @@ from ehrforge.core.settings import Settings
 from ehrforge.errors import DataError
 
 if TYPE_CHECKING:  # the task interface is only a type here: core never imports a recipe
-    from ehrforge.tasks.base import Record, Task
+    from ehrforge.core.contract import Record, Task
 
 
 #: Llama-family projection names (SmolLM2, Qwen2, Llama): attention only (the default), or every linear layer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ehrforge.core.models import register_shipped_model
 from ehrforge.errors import UnknownNameError, closest
-from ehrforge.tasks.base import Capability, Task
+from ehrforge.core.contract import Capability, Task
 
 __all__ = ["TASKS", "DEFAULT_TASK", "DEFAULT_LABEL_TASK", "Capability", "Task", "default_model", "get_task", "option_problems", "task_class", "task_names"]
 

@@ -2,7 +2,7 @@ from ehrforge.core.backends.fake import FakeBackend
 from ehrforge.core.evaluate import evaluate
 from ehrforge.core.report import metrics_table
 from ehrforge.core.types import Answer
-from ehrforge.tasks.base import Task
+from ehrforge.core.contract import Task
 
 
 class Upper(Task):

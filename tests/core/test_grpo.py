@@ -12,7 +12,7 @@ from ehrforge.core.backends import load_backend
 from ehrforge.core.grpo import GRPOSettings, last_checkpoint, train_grpo
 from ehrforge.core.types import Answer
 from ehrforge.errors import ConfigError, DataError
-from ehrforge.tasks.base import Task
+from ehrforge.core.contract import Task
 
 SEEN: list[dict] = []
 

@@ -7,7 +7,7 @@ import pytest
 from ehrforge.core.backends import load_backend
 from ehrforge.core.sft import SFTSettings, train_sft
 from ehrforge.core.types import Answer
-from ehrforge.tasks.base import Task
+from ehrforge.core.contract import Task
 
 
 class EchoTask(Task):

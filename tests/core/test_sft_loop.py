@@ -16,7 +16,7 @@ from ehrforge.core.sft import (
 )
 from ehrforge.core.types import Answer
 from ehrforge.errors import DataError
-from ehrforge.tasks.base import Task
+from ehrforge.core.contract import Task
 
 
 def _lora_model(tiny_model_dir):

@@ -8,4 +8,4 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "core" / "serve"))  # serve_helpers: the real uvicorn LiveServer
+sys.path.insert(0, str(HERE.parent / "serve"))  # serve_helpers: the real uvicorn LiveServer

@@ -28,7 +28,7 @@ class TroubleTask:
     summary = "fails on purpose (probe stand-in)"
 
     def ask(self, backend: Any, question: str, *, patient_id: str | None = None) -> dict[str, Any]:
-        from ehrforge.core.serve.scheduler import Overloaded
+        from ehrforge.serve.scheduler import Overloaded
 
         if question == "crash":
             raise ValueError(f"record of {SECRET} is corrupt")
@@ -62,7 +62,7 @@ def probe_server(folder: Path) -> Iterator[Any]:
     from serve_helpers import live_server
 
     from ehrforge.core.backends.fake import FakeBackend
-    from ehrforge.core.serve import ServeSettings, create_app
+    from ehrforge.serve import ServeSettings, create_app
     from ehrforge.tasks import get_task
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def probe_server(folder: Path) -> Iterator[Any]:
     settings = ServeSettings(tokens={"ward7": TOKEN}, audit_log=folder / "audit.jsonl", max_body_bytes=8192,
                              rate_per_minute=100_000, rate_burst=100_000, default_task="sql")
     app = create_app(settings, FakeBackend(respond=_writes), tasks)
-    from ehrforge.core.serve.run import uvicorn_options
+    from ehrforge.serve.run import uvicorn_options
 
     with live_server(app, **uvicorn_options(settings)) as server:  # as `ehrforge serve` runs it
         server.db, server.db_digest = db, hashlib.sha256(db.read_bytes()).hexdigest()

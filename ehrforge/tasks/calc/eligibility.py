@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
-from ehrforge.tasks.base import Record, RewardFn, Task
+from ehrforge.core.contract import Record, RewardFn, Task
 from ehrforge.tasks.calc.score import extract_tag
 from ehrforge.tasks.calc.verifiers import parse_verdict
 

@@ -30,7 +30,7 @@ from pydantic import Field
 from ehrforge.core.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import DataError
-from ehrforge.tasks.base import (
+from ehrforge.core.contract import (
     MAX_QUESTION_CHARS,
     Capability,
     Record,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ehrforge.errors import UnknownNameError, closest
-from ehrforge.tasks.base import Record, RewardFn
+from ehrforge.core.contract import Record, RewardFn
 from ehrforge.tasks.calc.rewards import completion_text
 from ehrforge.tasks.calc.score import extract_tag, is_correct
 

@@ -25,7 +25,8 @@ from ehrforge.core.confidence import label_token_probability
 from ehrforge.core.io import atomic_write_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import DataError
-from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.core.training import train_core
 from ehrforge.tasks.classify.prompt_format import ANSWER_WORD, TABLE_END, TABLE_START, table_from_prompt
 from ehrforge.tasks.classify.tables import LABELS, NEGATIVE, POSITIVE, generate_tables
 
@@ -250,7 +251,7 @@ class ClassifyTask(Task):
             from ehrforge.tasks.classify.seqcls import SeqClsConfig, train_sequence_classifier
 
             return train_sequence_classifier(self, usable, Path(out_dir), SeqClsConfig.from_sft(cfg), encoder=base_model)
-        return super().train(usable, base_model, out_dir, cfg, stage=stage)
+        return train_core(self, usable, base_model, out_dir, cfg, stage=stage)
 
     def stages(self) -> tuple[str, ...]:
         return ("sft",) if self.head == "seqcls" else super().stages()

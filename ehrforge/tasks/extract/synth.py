@@ -31,7 +31,7 @@ from ehrforge.core.progress import progress_bar
 from ehrforge.core.types import Message
 from ehrforge.errors import ConfigError, DataError
 from ehrforge.tasks.extract.conll import check_spans
-from ehrforge.tasks.extract.phi import scan_phi
+from ehrforge.core.phi import scan_phi
 
 NOTE_STYLES = ("discharge summary", "radiology report", "progress note", "abstract")
 TOPICS = (

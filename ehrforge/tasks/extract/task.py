@@ -28,7 +28,8 @@ from pydantic import field_validator
 
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import ConfigError, DataError, closest
-from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.core.training import train_core
 from ehrforge.tasks.extract.conll import check_spans, read_conll
 from ehrforge.tasks.extract.score import score_extraction
 from ehrforge.tasks.extract.synth import RelationSpec, SynthConfig, extract_json_object
@@ -283,7 +284,7 @@ class ExtractTask(Task):
 
     def ask(self, backend: Any, question: str, **context: Any) -> dict[str, Any]:
         """Extract entities (and relations) from one free text (CLI ``ask``, server ``/v1/extract/ask``)."""
-        from ehrforge.tasks.base import reply_from_prediction
+        from ehrforge.core.contract import reply_from_prediction
 
         refused = self.unanswerable_input(question, **context)
         if refused is not None:
@@ -295,7 +296,7 @@ class ExtractTask(Task):
     def train(self, records: Sequence[Record], base_model: str | None, out_dir: str | os.PathLike, cfg: Any = None,
               *, stage: str = "sft") -> Path:
         if self.student == "decoder":
-            return super().train(records, base_model or "bundled", out_dir, cfg, stage=stage)
+            return train_core(self, records, base_model or "bundled", out_dir, cfg, stage=stage)
         from ehrforge.core.io import atomic_write_json
         from ehrforge.core.loader import MANIFEST, model_card
         from ehrforge.tasks.extract.extractor import train_extractor

@@ -24,7 +24,7 @@ from ehrforge.core.encoder import resolve_encoder_path
 from ehrforge.core.models import MANIFEST
 from ehrforge.core.io import atomic_write_json
 from ehrforge.errors import ModelError
-from ehrforge.tasks.base import Record
+from ehrforge.core.contract import Record
 from ehrforge.tasks.fhirqa.relevance import pair_text
 
 MARKER = "ehrforge_fhirqa_relevance.json"

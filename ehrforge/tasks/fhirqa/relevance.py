@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ehrforge.core.types import Message
-from ehrforge.tasks.base import Record
+from ehrforge.core.contract import Record
 
 #: kept short: every token of the pair prompt is paid once per (question, resource) pair
 RELEVANCE_SYSTEM = "Is the resource needed to answer the question? Reply yes or no."

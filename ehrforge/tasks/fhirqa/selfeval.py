@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ehrforge.tasks.base import Record
+from ehrforge.core.contract import Record
 from ehrforge.tasks.fhirqa.meteor import meteor
 
 JUDGE_PROMPT = """Grade an answer to a question about a patient's FHIR record.

@@ -29,7 +29,8 @@ from pydantic import Field
 from ehrforge.core.io import read_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import DataError
-from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.core.training import train_core
 from ehrforge.tasks.fhirqa.condense import CLINICAL_TYPES, approx_tokens, chunk_lines, condense
 from ehrforge.tasks.fhirqa.fhir_load import FHIRStore, load_default
 from ehrforge.tasks.fhirqa.relevance import choose, relevance_messages, relevance_scorer, tune_threshold
@@ -324,7 +325,7 @@ class FHIRQATask(Task):
     def ask(self, backend: Any, question: str, *, patient_id: str | None = None, **_: Any) -> dict[str, Any]:
         """The uniform ``ask`` of every task (CLI ``ask --patient`` and the server's ``/v1/fhirqa/ask``): a JSON-able
         reply with the answer and its cited resource ids, or the abstention and its reason."""
-        from ehrforge.tasks.base import reply_from_prediction
+        from ehrforge.core.contract import reply_from_prediction
 
         refused = self.unanswerable_input(question, patient_id=patient_id)
         if refused is None and f"Patient/{patient_id}" not in self.store().resources:
@@ -411,7 +412,7 @@ class FHIRQATask(Task):
         """``both``: sequential fine-tuning (select, then answer on top); otherwise one LoRA for the subtask.
         ``stage="grpo"`` runs core GRPO with the subtask's reward."""
         if stage != "sft":
-            return super().train(records, base_model, out_dir, cfg, stage=stage)
+            return train_core(self, records, base_model, out_dir, cfg, stage=stage)
         from ehrforge.tasks.fhirqa.training import train_sequential, train_subtask
 
         if self.subtask == "select" and self.selector == "cross_encoder":

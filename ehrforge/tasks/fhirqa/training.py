@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ehrforge.tasks.base import Record
+from ehrforge.core.contract import Record
 
 
 def train_subtask(

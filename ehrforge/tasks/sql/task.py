@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from ehrforge.core.sft import ALL_LINEAR_LAYERS
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer, Generation, Message, Prediction
 from ehrforge.core.settings import finite
-from ehrforge.tasks.base import Capability, Record, RewardFn, Task, TaskOptions, reply_from_prediction
+from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions, reply_from_prediction
 from ehrforge.tasks.sql.abstention import PolicyContext, apply_policy, model_said_null
 from ehrforge.tasks.sql.parse import clean_sql, uncertainty
 from ehrforge.tasks.sql import data as sql_data

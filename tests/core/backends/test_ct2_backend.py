@@ -125,7 +125,7 @@ def test_ct2_is_the_default_on_cpu_when_installed():
 def test_adapter_is_merged_before_conversion(tiny_model_dir, tmp_path):
     from ehrforge.core.sft import SFTSettings, train_sft
     from ehrforge.core.types import Answer
-    from ehrforge.tasks.base import Task
+    from ehrforge.core.contract import Task
 
     class Echo(Task):
         name = "echo"

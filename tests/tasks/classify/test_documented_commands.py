@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "core" / "serve"))  # serve_helpers: the real LiveServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "serve"))  # serve_helpers: the real LiveServer
 
 from serve_helpers import LiveServer
 
@@ -45,8 +45,8 @@ def is_heavy(argv: list[str]) -> bool:
 
 
 def _served_teacher(cwd: Path) -> LiveServer:
-    from ehrforge.core.serve.run import build_app
-    from ehrforge.core.serve.settings import ServeSettings
+    from ehrforge.serve.run import build_app
+    from ehrforge.serve.settings import ServeSettings
     from ehrforge.tasks.classify.task import ClassifyTask
 
     task = ClassifyTask()

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "core" / "serve"))  # serve_helpers: the real LiveServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "serve"))  # serve_helpers: the real LiveServer
 
 from serve_helpers import live_server
 
 from ehrforge.core.backends.openai_backend import OpenAIBackend
 from ehrforge.core.io import read_jsonl
 from ehrforge.core.label import label_records
-from ehrforge.core.serve.run import build_app
-from ehrforge.core.serve.settings import ServeSettings
+from ehrforge.serve.run import build_app
+from ehrforge.serve.settings import ServeSettings
 from ehrforge.core.types import Generation
 from ehrforge.errors import BackendError, DataError
 from ehrforge.tasks.classify.simulated_teacher import RealisticTeacher

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "core" / "serve"))  # serve_helpers: the real LiveServer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "serve"))  # serve_helpers: the real LiveServer
 
 from serve_helpers import LiveServer
 
@@ -42,8 +42,8 @@ def documented_commands(path: Path, section: str | None = None) -> list[list[str
 
 
 def _served_template_teacher() -> LiveServer:
-    from ehrforge.core.serve.run import build_app
-    from ehrforge.core.serve.settings import ServeSettings
+    from ehrforge.serve.run import build_app
+    from ehrforge.serve.settings import ServeSettings
     from ehrforge.tasks.extract.task import read_span_file
     from ehrforge.tasks.extract.template_teacher import TemplateTeacher
 

@@ -198,3 +198,10 @@ def test_a_trained_sql_folder_given_as_the_model_is_stage1_as_shipped(tiny_model
     assert result["verdict"].startswith("stage 1 answers ")
     assert sorted(p.name for p in shipped.iterdir()) == before  # the given folder is never written
     assert json.loads((shipped / MANIFEST).read_text())["tuned"]["threshold"] == 1.5
+
+    # benchmarks/sql_rs.py: every row tuned on dev, the shipped folder too (its folder still untouched)
+    cfg.output_dir = str(tmp_path / "run-tuned")
+    rows = run_sql_recipe(cfg, stages=1, include_base=False, tune_shipped=True)["rows"]
+    assert rows["stage1"]["threshold_from"] == "dev" and rows["stage1"]["threshold"] != 1.5
+    assert sorted(p.name for p in shipped.iterdir()) == before
+    assert json.loads((shipped / MANIFEST).read_text())["tuned"]["threshold"] == 1.5

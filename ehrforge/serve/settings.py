@@ -95,7 +95,7 @@ class ServeSettings:
     trusted_proxies: list[str] = field(default_factory=list)
     #: seconds a connection may take to send its request headers, or sit idle between requests, before it is closed
     header_timeout_s: float = 10.0
-    #: open connections one client address may hold; more are refused with a JSON 503 (core/serve/connections.py)
+    #: open connections one client address may hold; more are refused with a JSON 503 (serve/connections.py)
     connections_per_client: int = 64
     #: the task the web page selects first (the one the server was started for); None = sql if served, else the first
     default_task: str | None = None

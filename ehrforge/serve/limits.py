@@ -1,6 +1,6 @@
 """Request limits: body size (413) and a per-client token-bucket rate limit (429).
 
-The bounded model queue (503 when full) lives in :mod:`ehrforge.core.serve.scheduler`.
+The bounded model queue (503 when full) lives in :mod:`ehrforge.serve.scheduler`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from ehrforge.core.backends.fake import FakeBackend
-from ehrforge.core.serve import ServeSettings, create_app
-from ehrforge.core.serve.scheduler import Overloaded
+from ehrforge.serve import ServeSettings, create_app
+from ehrforge.serve.scheduler import Overloaded
 from ehrforge.errors import ConfigError, DataError, ServeError
 from serve_helpers import TOKEN, StandInSQLTask, live_server, sql_responder
 
@@ -158,7 +158,7 @@ def test_tokens_file_with_only_comments_is_an_error(tmp_path, monkeypatch):
     tokens.write_text("# ward tokens go here\n\n   # none yet\n")
     with pytest.raises(ServeError, match="holds no tokens"):
         create_app(ServeSettings(tokens_file=tokens), FakeBackend(), {})
-    from ehrforge.core.serve import serve
+    from ehrforge.serve import serve
 
     with pytest.raises(ServeError, match="holds no tokens"):  # and serve() does not fall back to a one-off token
         serve("fake", port=0, tokens_file=str(tokens))
@@ -192,7 +192,7 @@ def test_a_stream_that_fails_after_its_header_is_audited_as_failed(tmp_path):
     import httpx
 
     from ehrforge.core.backends.fake import FakeBackend
-    from ehrforge.core.serve import ServeSettings, create_app
+    from ehrforge.serve import ServeSettings, create_app
     from serve_helpers import TOKEN, live_server
 
     def broken(messages):

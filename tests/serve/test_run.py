@@ -13,7 +13,7 @@ import httpx
 import pytest
 from serve_helpers import TOKEN
 
-from ehrforge.core.serve import ServeSettings, build_app, serve
+from ehrforge.serve import ServeSettings, build_app, serve
 from ehrforge.errors import DatabaseError, ServeError
 
 
@@ -44,7 +44,7 @@ def test_serve_prints_a_one_off_token_and_answers(ehr_db):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "EHRFORGE_SERVE_TOKENS"}
-    code = f"from ehrforge.core.serve import serve; serve('fake', {str(ehr_db)!r}, port={port}, log_level='warning')"
+    code = f"from ehrforge.serve import serve; serve('fake', {str(ehr_db)!r}, port={port}, log_level='warning')"
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env)
     try:
         token = None

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ehrforge.core.backends.fake import FakeBackend
-from ehrforge.core.serve import ServeSettings, create_app
+from ehrforge.serve import ServeSettings, create_app
 from serve_helpers import TOKEN, live_server
 
 pytest.importorskip("ehrforge.tasks.sql.execute", reason="the SQL task's read-only executor (execute.py) is not present")
@@ -130,8 +130,8 @@ def test_rotating_forwarded_for_does_not_dodge_the_lockout(tmp_path):
     import httpx
 
     from ehrforge.core.backends.fake import FakeBackend
-    from ehrforge.core.serve import ServeSettings, create_app
-    from ehrforge.core.serve.run import uvicorn_options
+    from ehrforge.serve import ServeSettings, create_app
+    from ehrforge.serve.run import uvicorn_options
     from serve_helpers import TOKEN, live_server
 
     settings = ServeSettings(tokens={"t": TOKEN}, audit_log=tmp_path / "audit.jsonl")
@@ -148,7 +148,7 @@ def test_an_existing_loose_audit_log_is_made_private(tmp_path):
     """Issue 33 item 10: appending to an existing 0644 audit log leaves it 0600, as documented."""
     import stat
 
-    from ehrforge.core.serve import ServeSettings
+    from ehrforge.serve import ServeSettings
 
     log = tmp_path / "audit.jsonl"
     log.write_text("")
@@ -166,8 +166,8 @@ def test_one_client_holding_half_open_connections_does_not_lock_out_the_server()
     import httpx
 
     from ehrforge.core.backends.fake import FakeBackend
-    from ehrforge.core.serve import ServeSettings, create_app
-    from ehrforge.core.serve.run import uvicorn_options
+    from ehrforge.serve import ServeSettings, create_app
+    from ehrforge.serve.run import uvicorn_options
     from serve_helpers import TOKEN, live_server
 
     settings = ServeSettings(tokens={"t": TOKEN}, header_timeout_s=1.0, connections_per_client=16)

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ehrforge.core.serve.auth import generate_token, read_tokens
-from ehrforge.core.serve.settings import ServeSettings, is_loopback
+from ehrforge.serve.auth import generate_token, read_tokens
+from ehrforge.serve.settings import ServeSettings, is_loopback
 from ehrforge.errors import EhrforgeError, ServeError
 
 log = logging.getLogger("ehrforge.serve")
@@ -50,7 +50,7 @@ def build_app(model: str, db: str | None = None, *, settings: ServeSettings | No
     """Everything ``serve`` does except listening: returns the FastAPI app (used by tests and benchmarks too).
     A folder written by ``ehrforge train`` is served for the task it was trained for (unless ``tasks`` says)."""
     from ehrforge.core.loader import load_model, trained_task
-    from ehrforge.core.serve.app import create_app
+    from ehrforge.serve.app import create_app
 
     settings = settings or ServeSettings()
     trained = trained_task(model) if backend is None else None
@@ -115,7 +115,7 @@ def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
     """
     # proxy_headers off unless proxies are named: uvicorn would otherwise believe X-Forwarded-For from loopback, and
     # a local client rotating that header could dodge the failed-token lock-out and forge audit addresses.
-    from ehrforge.core.serve.connections import guarded_h11_protocol
+    from ehrforge.serve.connections import guarded_h11_protocol
 
     return {"http": guarded_h11_protocol(settings.header_timeout_s, settings.connections_per_client),
             "limit_concurrency": settings.max_connections, "timeout_keep_alive": max(1, int(settings.header_timeout_s)),

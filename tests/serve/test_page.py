@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ehrforge.core.backends.fake import FakeBackend
-from ehrforge.core.serve import ServeSettings, create_app
+from ehrforge.serve import ServeSettings, create_app
 from serve_helpers import TOKEN, StandInSQLTask, live_server, sql_responder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

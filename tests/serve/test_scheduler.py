@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from ehrforge.core.serve.scheduler import Overloaded, Scheduler
+from ehrforge.serve.scheduler import Overloaded, Scheduler
 from ehrforge.core.types import Generation
 
 

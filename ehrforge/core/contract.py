@@ -13,7 +13,9 @@ A task declares, like a plugin of simonw/llm:
   evaluation loop dispatch on these, never on a task's name;
 * ``ask_fields`` - the context fields an ``ask`` needs besides the question (e.g. a patient id, a note).
 
-The lifecycle steps in ``ehrforge.core`` only talk to this interface.
+The lifecycle steps in ``ehrforge.core`` only talk to this interface. It lives in ``core`` so that imports run one
+way (``cli``/``serve`` -> ``tasks`` -> ``core``): core never imports a task, and training is dispatched by
+``ehrforge.core.training.train``, not by the base class calling back into core.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from enum import Enum
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -50,7 +51,8 @@ class Capability(str, Enum):
     RESOURCES = "resources"
     #: ``synthesize(out, n, teacher, seed)``: synthetic training data (``ehrforge synth``)
     SYNTH = "synth"
-    #: ``train(records, base_model, out, settings, stage)`` is the task's own (e.g. an encoder head, or stacking)
+    #: ``train(records, base_model, out, settings, stage)`` is the task's own (e.g. an encoder head, or stacking);
+    #: ``ehrforge.core.training.train`` calls it instead of core SFT/GRPO
     CUSTOM_TRAINING = "custom_training"
     #: ``load_predictor(folder, manifest)``: trained folders run by a non-chat predictor (an encoder head)
     PREDICTOR = "predictor"
@@ -187,21 +189,6 @@ class Task(ABC):
     def stages(self) -> tuple[str, ...]:
         """The stages ``ehrforge train --stage`` accepts for this task."""
         return tuple(s for s in self.training_stages if s != "grpo" or self.rewards())
-
-    def train(self, records: Sequence[Record], base_model: str, out_dir: str | Path, settings: Any = None,
-              *, stage: str = "sft") -> Path:
-        """Fine-tune on ``records``: core LoRA SFT or core GRPO with :meth:`rewards`; tasks with their own student
-        kinds (encoder heads) override this and declare :attr:`Capability.CUSTOM_TRAINING`."""
-        if stage not in self.stages():
-            raise UnsupportedError(f"the {self.name} task has no '{stage}' training stage",
-                                   f"stages: {', '.join(self.stages())}")
-        if stage == "grpo":
-            from ehrforge.core.grpo import GRPOSettings, train_grpo
-
-            return train_grpo(self, records, base_model, out_dir, settings if isinstance(settings, GRPOSettings) else None)
-        from ehrforge.core.sft import SFTSettings, train_sft
-
-        return train_sft(self, records, base_model, out_dir, settings if isinstance(settings, SFTSettings) else None)
 
     # -- inference ----------------------------------------------------------------------------------------------
     def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:

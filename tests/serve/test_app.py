@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ehrforge.core.backends.fake import FakeBackend
-from ehrforge.core.serve import ServeSettings, create_app
+from ehrforge.serve import ServeSettings, create_app
 from ehrforge.errors import ConfigError, ServeError
 from serve_helpers import OTHER_TOKEN, TOKEN, StandInSQLTask, live_server, sql_responder
 

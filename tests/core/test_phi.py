@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ehrforge.tasks.extract.phi import phi_report, scan_phi
+from ehrforge.core.phi import phi_report, scan_phi
 
 POSITIVES = [
     ("name", "Seen today by Dr. Maria Alvarez in clinic."),
@@ -64,7 +64,7 @@ def test_report_never_contains_the_matched_text():
 
 
 def test_file_check_counts_without_echoing(tmp_path):
-    from ehrforge.tasks.extract.phi import phi_check_file
+    from ehrforge.core.phi import phi_check_file
 
     path = tmp_path / "notes.jsonl"
     path.write_text('{"id": "1", "text": "Email me at a.b@c.org"}\n{"id": "2", "text": "Clean note."}\nnot json\n')
@@ -126,7 +126,7 @@ def test_a_non_utf8_line_is_a_finding(tmp_path):
 
 
 def test_nested_fields_keys_and_ids_are_checked_and_a_phi_id_is_withheld(tmp_path):
-    from ehrforge.tasks.extract.phi import phi_check_file
+    from ehrforge.core.phi import phi_check_file
 
     path = tmp_path / "n.jsonl"
     recs = [{"id": "MRN 99887766", "text": "clean"}, {"id": "b", "text": "clean", "meta": {"author": ["Dr. Gregory House"]}}]
