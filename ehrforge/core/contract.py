@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from ehrforge.core.settings import Settings, build
-from ehrforge.core.types import Abstain, Generation, Message, Prediction
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Abstain, Generation, Message, Prediction
 from ehrforge.errors import EhrforgeError, UnknownNameError
 
 Record = dict[str, Any]
@@ -84,7 +84,7 @@ class Task(ABC):
     #: the headline metric key in :meth:`score`'s result
     metric: ClassVar[str] = ""
     #: default generation budget for this task's answers (``options.max_new_tokens`` overrides it)
-    default_max_new_tokens: ClassVar[int] = 256
+    default_max_new_tokens: ClassVar[int] = DEFAULT_MAX_NEW_TOKENS
     Options: ClassVar[type[TaskOptions]] = TaskOptions
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     #: context an ``ask`` needs besides the question: name -> help text (all required)

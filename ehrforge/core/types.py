@@ -74,6 +74,8 @@ Prediction = Union[Answer, Abstain]
 
 #: The literal the EHRSQL task uses for "no answer".
 ABSTAIN_TOKEN = "null"
+#: the generation budget of one call when neither the task nor the run sets one (every backend's default)
+DEFAULT_MAX_NEW_TOKENS = 256
 
 
 def is_abstain(p: object) -> bool:

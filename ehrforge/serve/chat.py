@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from ehrforge.core.backends.capabilities import BackendCapability, supports
 from ehrforge.core.types import Generation
 from ehrforge.serve.audit import note_audit
 from ehrforge.serve.scheduler import Overloaded
@@ -173,9 +174,8 @@ async def sse_chat(server: Server, completion_id: str, messages: list[dict[str, 
 
 
 async def backend_pieces(server: Server, messages: list[dict[str, str]], max_new: int, body: ChatRequest) -> AsyncIterator[tuple[str, str | None]]:
-    """Text pieces as the backend produces them (true streaming when it has ``generate_stream``)."""
-    stream_fn = getattr(server.backend, "generate_stream", None)
-    if stream_fn is None:
+    """Text pieces as the backend produces them (true streaming where it declares ``STREAM``)."""
+    if not supports(server.backend, BackendCapability.STREAM):
         gen = await server.scheduler.generate(messages, max_new_tokens=max_new, temperature=body.temperature, seed=body.seed)
         text, stopped = apply_stop(gen.text, body.stop)
         # No incremental API: send the finished text token by token so clients parse it the same way.
@@ -184,6 +184,7 @@ async def backend_pieces(server: Server, messages: list[dict[str, str]], max_new
             yield piece, None
         yield "", "stop" if stopped else gen.finish_reason
         return
+    stream_fn = server.backend.generate_stream
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     cancelled = threading.Event()

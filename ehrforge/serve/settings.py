@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS
 from ehrforge.errors import ConfigError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -81,7 +82,7 @@ class ServeSettings:
     max_batch: int = 8
     #: ceiling on ``max_tokens`` a client may request, and the default when it sends none
     max_new_tokens_cap: int = 512
-    default_max_new_tokens: int = 256
+    default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     #: browser origins allowed to call the API cross-site; empty = CORS off
     cors_origins: list[str] = field(default_factory=list)
     #: JSONL audit log (who, when, endpoint, sha256 of the question); None = no audit log

@@ -27,6 +27,33 @@ def test_unknown_backend_kind():
         load_backend("opena:http://x")
 
 
+def test_backends_come_from_one_registry_and_declare_what_they_can_do():
+    """Every kind a spec can name is in BACKENDS; every backend class declares its capabilities as values of
+    BackendCapability, and callers read them with supports() (no hasattr probing)."""
+    import importlib
+
+    from ehrforge.core.backends import BACKEND_KINDS, BACKENDS, BackendCapability, capabilities_of, supports
+
+    assert BACKEND_KINDS == tuple(BACKENDS) and {"transformers", "ct2", "openai", "fake"} <= set(BACKENDS)
+    classes = {"transformers_backend": "TransformersBackend", "ct2_backend": "CT2Backend", "openai_backend": "OpenAIBackend",
+               "llamacpp_backend": "LlamaCppBackend", "vllm_backend": "VLLMBackend", "fake": "FakeBackend"}
+    for module, name in classes.items():
+        cls = getattr(importlib.import_module(f"ehrforge.core.backends.{module}"), name)
+        assert cls.capabilities and all(isinstance(c, BackendCapability) for c in cls.capabilities), name
+    from ehrforge.core.backends.llamacpp_backend import LlamaCppBackend
+    from ehrforge.core.backends.transformers_backend import TransformersBackend
+
+    assert BackendCapability.STREAM in LlamaCppBackend.capabilities and BackendCapability.STREAM not in FakeBackend.capabilities
+    assert BackendCapability.LOCAL_WEIGHTS in TransformersBackend.capabilities
+    assert supports(FakeBackend(), BackendCapability.LOGPROBS) and not supports(FakeBackend(), BackendCapability.SCORE)
+
+    class Undeclared:  # has the method, declares nothing: not treated as a streamer
+        def generate_stream(self):
+            yield "x"
+
+    assert capabilities_of(Undeclared()) == frozenset()
+
+
 def test_missing_model_path_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="model not found"):
         load_backend(f"transformers:{tmp_path / 'nope'}")

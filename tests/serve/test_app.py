@@ -11,6 +11,8 @@ import time
 import httpx
 import pytest
 
+from ehrforge.core.backends.capabilities import BackendCapability
+
 from ehrforge.core.backends.fake import FakeBackend
 from ehrforge.serve import ServeSettings, create_app
 from ehrforge.errors import ConfigError, ServeError
@@ -273,6 +275,8 @@ def test_page_is_served_with_strict_headers(sql_server):
 
 def test_stream_uses_the_backends_incremental_api_and_stop_sequences():
     class StreamingFake(FakeBackend):
+        capabilities = FakeBackend.capabilities | {BackendCapability.STREAM}
+
         def generate_stream(self, messages, *, max_new_tokens, temperature, seed):
             yield from ["SELECT", " 1", ";", " DROP TABLE x"]
 

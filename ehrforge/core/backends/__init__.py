@@ -15,10 +15,16 @@ log-probabilities where available). Three ship with ehrforge:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.backends.capabilities import BackendCapability, capabilities_of, supports
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
 from ehrforge.errors import UnknownNameError, closest
+
+__all__ = ["BACKENDS", "BACKEND_KINDS", "Backend", "BackendCapability", "BackendKind", "capabilities_of", "load_backend",
+           "supports"]
 
 
 @runtime_checkable
@@ -31,7 +37,7 @@ class Backend(Protocol):
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> list[Generation]:
@@ -39,7 +45,66 @@ class Backend(Protocol):
         ...
 
 
-BACKEND_KINDS = ("transformers", "openai", "fake", "bundled", "llamacpp", "vllm", "ct2")
+@dataclass(frozen=True)
+class BackendKind:
+    """One registered backend kind: the ``kind:`` prefix of a spec, what it is, and how to build one."""
+
+    name: str
+    summary: str
+    #: ``(target, options) -> Backend``; ``target`` is the spec after ``kind:``
+    build: Callable[[str, dict[str, Any]], Any]
+
+
+def _fake(target: str, options: dict[str, Any]) -> Any:
+    from ehrforge.core.backends.fake import FakeBackend
+
+    return FakeBackend(responses=[r for r in target.split("|") if r] if target else None)
+
+
+def _openai(target: str, options: dict[str, Any]) -> Any:
+    from ehrforge.core.backends.openai_backend import OpenAIBackend
+
+    url, _, model = target.partition("#")
+    return OpenAIBackend(base_url=url, model=model or "default", **options)
+
+
+def _llamacpp(target: str, options: dict[str, Any]) -> Any:
+    from ehrforge.core.backends.llamacpp_backend import LlamaCppBackend
+
+    return LlamaCppBackend(target, **options)
+
+
+def _vllm(target: str, options: dict[str, Any]) -> Any:
+    from ehrforge.core.backends.vllm_backend import VLLMBackend
+
+    return VLLMBackend(target, **options)
+
+
+def _ct2(target: str, options: dict[str, Any]) -> Any:
+    from ehrforge.core.backends.ct2_backend import load_ct2_or_transformers
+    from ehrforge.core.models import resolve_model
+
+    return load_ct2_or_transformers(resolve_model(target or "bundled"), **options)
+
+
+def _transformers(target: str, options: dict[str, Any]) -> Any:
+    from ehrforge.core.backends.transformers_backend import TransformersBackend
+    from ehrforge.core.models import resolve_model
+
+    return TransformersBackend(resolve_model(target or "bundled"), **options)
+
+
+#: the one registry of backend kinds, in the order ``ehrforge`` lists them
+BACKENDS: dict[str, BackendKind] = {kind.name: kind for kind in [
+    BackendKind("transformers", "a local model (HF folder, adapter folder, GGUF, bundled) on CPU or CUDA", _transformers),
+    BackendKind("bundled", "the bundled small model, run by transformers", lambda target, options: _transformers("bundled", options)),
+    BackendKind("ct2", "a local model run by CTranslate2 int8 on CPU (optional extra; falls back to transformers)", _ct2),
+    BackendKind("openai", "any OpenAI-compatible HTTP endpoint (vLLM, llama.cpp server, a teacher inside the hospital)", _openai),
+    BackendKind("llamacpp", "a GGUF file run by llama-cpp-python on CPU (optional extra)", _llamacpp),
+    BackendKind("vllm", "a merged HF folder run by vLLM on a GPU (optional extra)", _vllm),
+    BackendKind("fake", "canned answers, for prompt/parse unit tests only", _fake),
+]}
+BACKEND_KINDS = tuple(BACKENDS)
 
 
 def is_local_model_spec(spec: str) -> bool:
@@ -65,45 +130,18 @@ def default_inference_kind() -> str:
     return "ct2" if pick_device("auto") == "cpu" else "transformers"
 
 
-def load_backend(spec: str, **options: object) -> Backend:
-    """Build a backend from a spec string ``kind:target``.
+def load_backend(spec: str, **options: Any) -> Backend:
+    """Build a backend from a spec string ``kind:target``; a bare path or model alias is a local transformers model
+    and a bare ``http(s)://`` URL an OpenAI-compatible endpoint.
 
     >>> load_backend("fake").name
     'fake'
     """
     kind, sep, target = spec.partition(":")
-    if kind in ("http", "https"):  # a bare URL means an OpenAI-compatible endpoint
+    if kind in ("http", "https"):
         kind, target = "openai", spec
-    if kind == "fake":
-        from ehrforge.core.backends.fake import FakeBackend
-
-        return FakeBackend(responses=[r for r in target.split("|") if r] if target else None)
-    if kind == "openai":
-        from ehrforge.core.backends.openai_backend import OpenAIBackend
-
-        url, _, model = target.partition("#")
-        return OpenAIBackend(base_url=url, model=model or "default", **options)  # type: ignore[arg-type]
-    if kind == "llamacpp":  # CPU serving of a GGUF file (optional extra: llama-cpp-python)
-        from ehrforge.core.backends.llamacpp_backend import LlamaCppBackend
-
-        return LlamaCppBackend(target, **options)  # type: ignore[arg-type]
-    if kind == "vllm":  # GPU serving of a merged HF folder (optional extra: vllm)
-        from ehrforge.core.backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(target, **options)  # type: ignore[arg-type]
-    if kind == "ct2":  # fast CPU generation (optional extra: ctranslate2); falls back to transformers
-        from ehrforge.core.backends.ct2_backend import load_ct2_or_transformers
-        from ehrforge.core.models import resolve_model
-
-        return load_ct2_or_transformers(resolve_model(target or "bundled"), **options)
-    if kind == "bundled":
-        from ehrforge.core.backends.transformers_backend import TransformersBackend
-        from ehrforge.core.models import resolve_model
-
-        return TransformersBackend(resolve_model("bundled"), **options)  # type: ignore[arg-type]
-    if is_local_model_spec(spec):  # transformers:<path>, or a bare path / model alias
-        from ehrforge.core.backends.transformers_backend import TransformersBackend
-        from ehrforge.core.models import resolve_model
-
-        return TransformersBackend(resolve_model(target if sep else kind), **options)  # type: ignore[arg-type]
-    raise UnknownNameError(f"unknown backend '{kind}'", closest(kind, BACKEND_KINDS))
+    elif kind not in BACKENDS and is_local_model_spec(spec):
+        kind, target = "transformers", spec
+    if kind not in BACKENDS:
+        raise UnknownNameError(f"unknown backend '{kind}'", closest(kind, BACKEND_KINDS))
+    return BACKENDS[kind].build(target, dict(options))

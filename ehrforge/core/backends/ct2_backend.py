@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.backends.capabilities import BackendCapability
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
 
 INSTALL_HINT = "pip install ctranslate2 (or ehrforge[fast]); using the transformers backend instead"
 #: Temporary conversion folders older than this are leftovers of a killed conversion and are removed.
@@ -133,6 +134,7 @@ class CT2Backend:
     workers, each decoding its own sub-batch with ``intra_threads`` threads (:func:`thread_layout`)."""
 
     name = "ct2"
+    capabilities = frozenset({BackendCapability.LOGPROBS, BackendCapability.TOKEN_COUNT})
 
     def __init__(self, path: str | os.PathLike, *, compute_type: str = "int8", threads: int | None = None,
                  intra_threads: int = 1, batch_size: int = 8, device: str = "cpu") -> None:
@@ -159,7 +161,7 @@ class CT2Backend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = 256, temperature: float = 0.0,
+    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
                  seed: int | None = None) -> list[Generation]:
         import ctranslate2
 

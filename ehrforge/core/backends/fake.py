@@ -9,11 +9,13 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.backends.capabilities import BackendCapability
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
 
 
 class FakeBackend:
     name = "fake"
+    capabilities = frozenset({BackendCapability.LOGPROBS})
 
     def __init__(
         self,
@@ -41,7 +43,7 @@ class FakeBackend:
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> list[Generation]:

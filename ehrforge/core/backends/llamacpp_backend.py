@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
+from ehrforge.core.backends.capabilities import BackendCapability
 from ehrforge.errors import BackendError, ModelError
 
 INSTALL_HINT = "install it with `CMAKE_ARGS=\"-DLLAVA_BUILD=OFF\" pip install llama-cpp-python` (builds llama.cpp, ~5 min)"
@@ -39,6 +40,7 @@ def render_chat(template: str, messages: list[Message], *, bos_token: str = "", 
 
 class LlamaCppBackend:
     name = "llamacpp"
+    capabilities = frozenset({BackendCapability.LOGPROBS, BackendCapability.STREAM})
 
     def __init__(self, path: str | os.PathLike, *, n_ctx: int = 0, n_threads: int | None = None, **_: Any) -> None:
         try:
@@ -99,7 +101,7 @@ class LlamaCppBackend:
                 return
             self.llm.eval([token])
 
-    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[Generation]:
+    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0, seed: int | None = None) -> list[Generation]:
         out = []
         for messages in batch:
             with self._lock:
@@ -118,7 +120,7 @@ class LlamaCppBackend:
             ))
         return out
 
-    def generate_stream(self, messages: list[Message], *, max_new_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> Iterator[str]:
+    def generate_stream(self, messages: list[Message], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0, seed: int | None = None) -> Iterator[str]:
         """Text pieces as they are decoded (the server's ``stream=true`` path). Multi-byte characters split across
         tokens are held back until complete."""
         with self._lock:

@@ -13,7 +13,8 @@ import threading
 import time
 from typing import Any
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
+from ehrforge.core.backends.capabilities import BackendCapability
 from ehrforge.errors import BackendError
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -33,6 +34,7 @@ def entropy_from_top_logprobs(top: list[dict[str, Any]]) -> float:
 
 class OpenAIBackend:
     name = "openai"
+    capabilities = frozenset({BackendCapability.LOGPROBS})
 
     def __init__(
         self,
@@ -100,7 +102,7 @@ class OpenAIBackend:
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> list[Generation]:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
+from ehrforge.core.backends.capabilities import BackendCapability
 from ehrforge.errors import ModelError
 
 
@@ -110,6 +111,7 @@ class TransformersBackend:
     """A local causal LM. ``path`` is an HF folder or LoRA adapter folder (see :func:`resolve_model`)."""
 
     name = "transformers"
+    capabilities = frozenset({BackendCapability.LOGPROBS, BackendCapability.LOCAL_WEIGHTS, BackendCapability.TOKEN_COUNT})
 
     def __init__(self, path: str | os.PathLike, *, device: str = "auto", dtype: str = "auto", batch_size: int = 8) -> None:
         self.path = Path(path)
@@ -127,7 +129,7 @@ class TransformersBackend:
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> list[Generation]:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ehrforge.core.backends.openai_backend import entropy_from_top_logprobs
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
+from ehrforge.core.backends.capabilities import BackendCapability
 from ehrforge.errors import BackendError, ModelError
 
 INSTALL_HINT = "on a CUDA machine: `pip install vllm` (GPU only; the CPU install of ehrforge does not include it)"
@@ -20,6 +21,7 @@ INSTALL_HINT = "on a CUDA machine: `pip install vllm` (GPU only; the CPU install
 
 class VLLMBackend:
     name = "vllm"
+    capabilities = frozenset({BackendCapability.LOGPROBS})
 
     def __init__(self, path: str | os.PathLike, *, top_logprobs: int = 5, gpu_memory_utilization: float = 0.85,
                  max_model_len: int = 4096, dtype: str = "auto", **_: Any) -> None:
@@ -36,7 +38,7 @@ class VLLMBackend:
         self.llm = vllm.LLM(model=str(self.path), dtype=dtype, max_model_len=max_model_len,
                             gpu_memory_utilization=gpu_memory_utilization, enforce_eager=False)
 
-    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = 256, temperature: float = 0.0, seed: int | None = None) -> list[Generation]:
+    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0, seed: int | None = None) -> list[Generation]:
         params = self._vllm.SamplingParams(max_tokens=max_new_tokens, temperature=temperature, seed=seed, logprobs=self.top_logprobs)
         outputs = self.llm.chat(batch, params, use_tqdm=False)
         gens = []

@@ -22,9 +22,10 @@ from typing import Any
 from ehrforge.core.encoder import bundled_encoder_path, resolve_encoder_path
 from ehrforge.core.io import atomic_write_json
 from ehrforge.core.loader import MANIFEST, model_card
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
 from ehrforge.errors import ModelError
 from ehrforge.tasks.classify.tables import LABELS
+from ehrforge.core.backends.capabilities import BackendCapability
 
 MARKER = "ehrforge_seqcls.json"  # the head's own settings; ehrforge_model.json names the predictor
 
@@ -145,6 +146,7 @@ class SeqClsBackend:
     """A trained sequence classifier behind the Backend interface (answers ``yes``/``no``)."""
 
     name = "seqcls"
+    capabilities = frozenset({BackendCapability.LOGPROBS})
 
     def __init__(self, path: str | os.PathLike, *, batch_size: int = 32, max_len: int | None = None) -> None:
         import json
@@ -173,7 +175,7 @@ class SeqClsBackend:
                 out.extend(torch.softmax(self.model(**enc).logits.float(), dim=-1).tolist())
         return out
 
-    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = 256, temperature: float = 0.0,
+    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
                  seed: int | None = None) -> list[Generation]:
         from ehrforge.tasks.classify.prompt_format import ANSWER_WORD, table_from_prompt
 

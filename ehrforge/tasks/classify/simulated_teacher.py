@@ -28,12 +28,13 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
 from ehrforge.tasks.classify.prompt_format import ANSWER_WORD, table_from_prompt
 
 if TYPE_CHECKING:
     from ehrforge.tasks.classify.task import ClassifyTask
 from ehrforge.tasks.classify.tables import NEGATIVE, POSITIVE
+from ehrforge.core.backends.capabilities import BackendCapability
 
 
 def _rng(*parts: object) -> random.Random:
@@ -45,6 +46,7 @@ class SimulatedTeacher:
     """A Backend over a known set of classify records (it recognises each table in the prompt)."""
 
     name = "simulated-teacher"
+    capabilities = frozenset({BackendCapability.LOGPROBS})
 
     def __init__(
         self,
@@ -79,7 +81,7 @@ class SimulatedTeacher:
         self,
         batch: list[list[Message]],
         *,
-        max_new_tokens: int = 256,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> list[Generation]:
@@ -127,6 +129,7 @@ class RealisticTeacher:
     """
 
     name = "simulated-teacher"
+    capabilities = frozenset({BackendCapability.LOGPROBS})
 
     def __init__(self, records: Sequence[dict[str, Any]], *, noise_rate: float = 0.22, seed: int = 0,
                  difficulty_weight: float = 2.5, shared_sd: float = 0.7, own_sd: float = 0.7, bias: float = 0.5,
@@ -161,7 +164,7 @@ class RealisticTeacher:
             lo, hi = (mid, hi) if error(mid) > noise_rate else (lo, mid)
         return hi
 
-    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = 256, temperature: float = 0.0,
+    def generate(self, batch: list[list[Message]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
                  seed: int | None = None) -> list[Generation]:
         out = []
         for messages in batch:

@@ -28,8 +28,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ehrforge.core.types import Generation, Message
+from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Generation, Message
 from ehrforge.errors import DataError
+from ehrforge.core.backends.capabilities import BackendCapability
 
 # {C1}/{C2}: chemicals, {D1}/{D2}: diseases, {pt}: a patient description, {topic}: the requested topic.
 # The second element lists the (chemical, disease) slot pairs the sentence asserts as "chemical induces disease".
@@ -244,6 +245,7 @@ class TemplateTeacher:
     """A :class:`~ehrforge.core.backends.Backend` that answers synthesis prompts from templates (see module doc)."""
 
     name = "template-teacher"
+    capabilities = frozenset({BackendCapability.LOGPROBS})
 
     def __init__(self, lexicon: dict[str, Sequence[str]], *, seed: int = 0, contexts: Sequence[str] = (),
                  variant_rate: float = 0.25, neighbours: dict[str, dict[str, list[str]]] | None = None,
@@ -278,7 +280,7 @@ class TemplateTeacher:
         return cls.from_records([r for p in paths for r in read_conll(p)], seed=seed)
 
     def generate(
-        self, batch: list[list[Message]], *, max_new_tokens: int = 256, temperature: float = 0.0, seed: int | None = None
+        self, batch: list[list[Message]], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0, seed: int | None = None
     ) -> list[Generation]:
         out = []
         for messages in batch:

@@ -16,6 +16,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from ehrforge.core.backends.capabilities import BackendCapability
+
 #: Question words that say nothing about which resource is meant.
 STOPWORDS = frozenset(
     "a an the of is was were what which when did does do how has have had patient patient's the in on for to any "
@@ -73,6 +75,7 @@ class BM25Relevance:
     """A relevance scorer (``score_questions``) for :meth:`FHIRQATask.select`: BM25 relative to the best line."""
 
     name = "bm25"
+    capabilities = frozenset({BackendCapability.SCORE})
 
     def score_questions(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
         out = []

@@ -26,6 +26,7 @@ from ehrforge.core.io import atomic_write_json
 from ehrforge.errors import ModelError
 from ehrforge.core.contract import Record
 from ehrforge.tasks.fhirqa.relevance import pair_text
+from ehrforge.core.backends.capabilities import BackendCapability
 
 MARKER = "ehrforge_fhirqa_relevance.json"
 PREDICTOR = "ehrforge.tasks.fhirqa.cross_encoder:CrossEncoderRelevance"
@@ -111,6 +112,7 @@ class CrossEncoderRelevance:
     """Loads a trained folder; ``score_questions`` gives the head's logit per (question, line)."""
 
     name = "cross_encoder"
+    capabilities = frozenset({BackendCapability.SCORE})
 
     def __init__(self, folder: str | os.PathLike, *, batch_size: int = 64) -> None:
         import torch

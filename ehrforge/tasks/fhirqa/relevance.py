@@ -16,11 +16,13 @@ that maximises micro F1 on a dev split (midpoints between observed scores, so it
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from ehrforge.core.types import Message
 from ehrforge.core.contract import Record
+from ehrforge.core.backends.capabilities import BackendCapability, supports
 
 #: kept short: every token of the pair prompt is paid once per (question, resource) pair
 RELEVANCE_SYSTEM = "Is the resource needed to answer the question? Reply yes or no."
@@ -122,6 +124,7 @@ class DecoderRelevance:
     backend), so base and fine-tuned decoders are scored the same way."""
 
     name = "decoder"
+    capabilities = frozenset({BackendCapability.SCORE})
 
     def __init__(self, backend: Any, *, batch_tokens: int = PAIR_BATCH_TOKENS) -> None:
         self.backend = backend
@@ -223,24 +226,25 @@ class DecoderRelevance:
 def relevance_scorer(backend: Any) -> Any | None:
     """The backend's own scorer (cross-encoder, BM25, a pipeline), a decoder scorer for a local LM, or None for
     backends that can only generate (HTTP endpoints, fakes): those select by listing ids instead."""
-    if hasattr(backend, "score_questions"):
+    if supports(backend, BackendCapability.SCORE):
         return backend
-    cached = getattr(backend, "_fhirqa_relevance", None)
-    if cached is not None:
-        return cached
-    if all(hasattr(backend, a) for a in ("model", "tokenizer", "render")):
-        scorer = DecoderRelevance(backend)
-        try:
-            backend._fhirqa_relevance = scorer  # one scorer per backend: its counters cover the whole run
-        except AttributeError:
-            pass
-        return scorer
-    return None
+    if not supports(backend, BackendCapability.LOCAL_WEIGHTS):
+        return None
+    scorer = _DECODER_SCORERS.get(backend)
+    if scorer is None:  # one scorer per backend: its counters cover the whole run
+        scorer = _DECODER_SCORERS[backend] = DecoderRelevance(backend)
+    return scorer
+
+
+#: the decoder scorer of each live local backend (kept beside it, not written onto it)
+_DECODER_SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class RelevancePipeline:
     """Task 1 by one model, task 2 by another (a cross-encoder selector and a fine-tuned answerer): the pair is one
     backend for ``FHIRQATask.predict`` and ``evaluate``."""
+
+    capabilities = frozenset({BackendCapability.SCORE})
 
     def __init__(self, selector: Any, answerer: Any) -> None:
         scorer = relevance_scorer(selector)

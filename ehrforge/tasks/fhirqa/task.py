@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from ehrforge.core.backends.capabilities import BackendCapability, supports
 from ehrforge.core.io import read_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import DataError
@@ -210,7 +211,7 @@ class FHIRQATask(Task):
         scorer = relevance_scorer(backend)
         if scorer is not None:
             return self.select_by_relevance(scorer, items)
-        count = getattr(backend, "count_tokens", None) or approx_tokens
+        count = backend.count_tokens if supports(backend, BackendCapability.TOKEN_COUNT) else approx_tokens
         jobs: list[tuple[int, list[dict[str, str]]]] = []
         for i, (_, rows) in enumerate(items):
             for chunk in chunk_lines([r["line"] for r in rows], self._line_budget(), count):

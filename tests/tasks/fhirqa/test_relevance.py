@@ -17,6 +17,7 @@ from ehrforge.core.loader import load_model
 from ehrforge.core.types import Answer
 from ehrforge.tasks import get_task
 from ehrforge.tasks.fhirqa.relevance import DecoderRelevance, RelevancePipeline, relevance_messages, relevance_pairs, tune_threshold
+from ehrforge.core.backends.capabilities import BackendCapability
 from ehrforge.tasks.fhirqa.task import SelectionAbstain
 
 
@@ -24,6 +25,7 @@ class GoldScorer:
     """Scores gold candidates 2.0 + noise-free ranks, others -1.0: a known-good scorer for the tuning logic."""
 
     name = "gold-scorer"
+    capabilities = frozenset({BackendCapability.SCORE})
 
     def __init__(self, records):
         self.gold = {(r["question"], c["line"]) for r in records for c in r["candidates"] if c["id"] in r["relevant_ids"]}
