@@ -183,7 +183,7 @@ def run_mode(mode: str, args: argparse.Namespace, base: str, work: Path, result:
         dtype=dtype,
     )
     if small:
-        task.options.max_new_tokens = args.reasoning_max_new_tokens
+        task.state = task.state.updated(max_new_tokens=args.reasoning_max_new_tokens)  # the options stay as built
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)

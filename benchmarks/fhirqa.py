@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     answer_pool = _balanced_sample(half_b, args.n_train_answer, seed=6)
     select_task.tune(ce_half, dev_all)
     selected = {r["id"]: s.value for r, s in zip(answer_pool, select_task.select(ce_half, [(r["question"], r["candidates"]) for r in answer_pool]))}
-    select_task.options.threshold = None
+    select_task.state = select_task.state.updated(threshold=None)
     answer_train = with_selection(answer_pool, [selected.get(r["id"], []) for r in answer_pool])
     sel_exact = sum(set(r["relevant_ids"]) == set(r["gold_relevant_ids"]) for r in answer_train)
     tag = f"_{args.tag}" if args.tag else ""

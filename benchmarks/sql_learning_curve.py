@@ -50,11 +50,13 @@ ROWS_FILE = "train_rows.jsonl.gz"
 
 
 def make_task(args: argparse.Namespace, prompt_options: dict):
-    from ehrforge.tasks import get_task
+    from ehrforge.config import load_config
+    from ehrforge.tasks import resolve_task
     from ehrforge.tasks.sql.recipe import ensure_database
 
     db = ensure_database(None, args.data)
-    return get_task("sql", db=str(db), source=args.data, **prompt_options)
+    cfg = load_config(task="sql", task_options=prompt_options, overrides=[f"data.source={args.data}"])
+    return resolve_task(cfg, db=str(db))
 
 
 def training_rows(task, records: list, out: Path) -> list[dict]:
@@ -172,11 +174,41 @@ def main() -> None:
     ap.add_argument("--dev-limit", type=int, default=100)
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--runs", default="benchmarks/runs/sql_curve")
+    ap.add_argument("--plot", action="store_true", help="only redraw the PNG from the results file")
     args = ap.parse_args()
-    if args.train:
+    if args.train and not args.plot:
         train(args)
-    if args.evaluate:
+    if args.evaluate and not args.plot:
         evaluate_arm(args)
+    if RESULTS.exists():
+        plot(json.loads(RESULTS.read_text()), RESULTS.with_suffix(".png"))
+
+
+def plot(report: dict, out: Path) -> None:
+    """Execution accuracy (threshold lifted) against examples seen, one line per arm, the draft copy as a floor."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, arm in sorted(report["arms"].items()):
+        points = [p for p in arm["points"] if p["train_examples"]]
+        ax.plot([p["train_examples"] for p in points], [p["execution_accuracy_no_threshold"] for p in points], "o-", label=name)
+    if "draft_copy" in report:
+        ax.axhline(report["draft_copy"]["execution_accuracy"], color="grey", ls="--", label="draft copy (no model)")
+    ax.set_xscale("log")
+    seen = sorted({p["train_examples"] for arm in report["arms"].values() for p in arm["points"] if p["train_examples"]})
+    ax.set_xticks(seen, [f"{n:,}" for n in seen], minor=False)
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("training examples seen (one run, linear decay over the split)")
+    ax.set_ylabel(f"execution accuracy, dev {report.get('sizes', {}).get('dev', '?')} (threshold lifted)")
+    ax.set_title("SQL student learning curve (SmolLM2-135M, LoRA)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

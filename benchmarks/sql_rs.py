@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--engine", choices=["transformers", "ct2"], default=None,
                     help="generation engine (default: $EHRFORGE_ENGINE or transformers); ct2 = CTranslate2 int8")
+    ap.add_argument("--no-base", action="store_true",
+                    help="skip the untrained base row (its k=3 prompts and 384-token rambles cost ~10 s a question on 2 cores)")
     ap.add_argument("--out", default="runs/bench-sql")
     ap.add_argument("--json", default="benchmarks/results/sql_rs.json")
     args = ap.parse_args()
@@ -66,7 +68,7 @@ def main() -> None:
     limits = None if args.full else tuple(v or args.valid_limit for v in (args.dev_limit, args.test_limit, args.pool_limit))
     # every row gets its own threshold tuned on dev, a shipped stage 1 too (its manifest's was tuned on the same dev
     # part, possibly with another engine)
-    result = run_sql_recipe(cfg, stages=2, part_limits=limits, tune_shipped=True)
+    result = run_sql_recipe(cfg, stages=2, part_limits=limits, tune_shipped=True, include_base=not args.no_base)
     report = {
         "benchmark": "sql_rs",
         "command": " ".join(sys.argv),

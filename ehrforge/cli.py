@@ -71,27 +71,11 @@ def _config(config: Path | None, overrides: list[str] | None, **fields: object):
 
 
 def _task(cfg, **flags: object):
-    """The configured task. Flags (``--db``, ``--threshold``…) become task options when the task declares them;
-    a flag the task does not take is a one-line error instead of being silently ignored."""
-    from ehrforge.tasks import get_task, task_class
+    """The configured task, by the one precedence of :func:`ehrforge.tasks.resolve_task` (flag > ``--set`` > YAML >
+    a trained folder's manifest > the task's defaults)."""
+    from ehrforge.tasks import resolve_task
 
-    declared = task_class(cfg.task).Options.model_fields
-    options = dict(cfg.task_options)
-    if cfg.max_new_tokens:
-        options.setdefault("max_new_tokens", cfg.max_new_tokens)
-    if cfg.data.source and "source" in declared:
-        options.setdefault("source", cfg.data.source)
-    problems = []
-    for name, value in flags.items():
-        if value is None:
-            continue
-        if name not in declared:
-            problems.append(f"--{name.replace('_', '-')}: the {cfg.task} task has no '{name}' option")
-        else:
-            options[name] = value
-    if problems:
-        raise ConfigError(problems, f"{cfg.task} options: {', '.join(declared)}")
-    return get_task(cfg.task, **options)
+    return resolve_task(cfg, **flags)
 
 
 def _ready(task) -> None:
@@ -492,12 +476,11 @@ def demo(
     start = time.perf_counter()
     writable(json_out, "--json")
     # The LoRA shape and learning rate are the task's own (Task.sft_defaults, from its dev ablation); the demo sets the length.
-    cfg = _config(config, [f"sft.max_steps={steps}", *(set_ or [])],
-                  task=task, model=model, output_dir=out, max_new_tokens=max_new_tokens)
+    cfg = _config(config, [f"sft.max_steps={steps}", *(set_ or [])], task=task, model=model, output_dir=out)
     cfg.model = cfg.model if "model" in cfg.model_fields_set else default_model([cfg.task])  # a shipped one is stage 1
     cfg.data.train_limit = cfg.data.train_limit or train_limit
     cfg.data.valid_limit = cfg.data.valid_limit or valid_limit
-    t = _task(cfg)
+    t = _task(cfg, max_new_tokens=max_new_tokens)  # the task's own budget unless the flag says
     t.require(Capability.DEMO, "ehrforge demo", f"tasks with a demo: {', '.join(tasks_with(Capability.DEMO))}")
     result = t.demo(cfg, stages=stages)
     keys = result.get("table_keys")

@@ -23,11 +23,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ehrforge.core.settings import Settings, build
 from ehrforge.core.types import DEFAULT_MAX_NEW_TOKENS, Abstain, Generation, Message, Prediction
@@ -68,10 +70,42 @@ class Capability(str, Enum):
 
 
 class TaskOptions(Settings):
-    """Options every task accepts; a task's own ``Options`` subclasses this."""
+    """Options every task accepts; a task's own ``Options`` subclasses this. Frozen: they are what the user asked
+    for and never change after they are built (what a run learns goes into :class:`TunedState`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: generation budget per answer; None = the task's default
     max_new_tokens: int | None = Field(None, ge=1, le=8192)
+
+
+@dataclass(frozen=True)
+class TunedState:
+    """What a run learned or restored about a task beside what the user asked for: a threshold tuned on dev and its
+    curve, a resource it resolved (the database it built), the prompt options a trained folder was made with.
+    Immutable: every change is a new value, so saving and restoring it is plain assignment.
+
+    >>> state = TunedState().updated(threshold=0.5)
+    >>> state.get("threshold"), "curve" in state, state.updated(curve=[1]).as_dict()
+    (0.5, False, {'threshold': 0.5, 'curve': [1]})
+    """
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+    def updated(self, **changes: Any) -> "TunedState":
+        return TunedState({**self.values, **changes})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
 
 
 class UnsupportedError(UnknownNameError):
@@ -98,6 +132,7 @@ class Task(ABC):
 
     def __init__(self, **options: Any) -> None:
         self.options = build(self.Options, options, prefix="task_options.", hint=self.options_hint())
+        self.state = TunedState()
         self.setup()
 
     @classmethod
@@ -105,18 +140,30 @@ class Task(ABC):
         return f"{cls.name} task options: {', '.join(cls.Options.model_fields) or 'none'}"
 
     def setup(self) -> None:
-        """Derive state from ``self.options`` (called once by ``__init__``); the options are already valid."""
+        """Derive helpers from ``self.options`` (called once by ``__init__``); the options are already valid."""
+
+    def user_set(self, name: str) -> bool:
+        """Whether the user gave option ``name`` a value (a flag, ``--set`` or the YAML file); an explicit None is
+        "not given", as a flag left out is."""
+        return name in self.options.model_fields_set and getattr(self.options, name) is not None
+
+    def setting(self, name: str) -> Any:
+        """The value this run uses for option ``name``, by the one precedence: what the user set > the tuned state
+        (dev tuning, a trained folder's manifest, a resolved resource) > the option's default."""
+        if self.user_set(name) or name not in self.state:
+            return getattr(self.options, name)
+        return self.state.get(name)
 
     def __getattr__(self, name: str) -> Any:
-        # Options read as attributes (task.db, task.context_tokens) keep recipe code short.
+        # Options read as attributes (task.db, task.context_tokens) keep recipe code short; they read setting().
         options = self.__dict__.get("options")
-        if options is not None and name in type(options).model_fields:
-            return getattr(options, name)
+        if options is not None and name in type(options).model_fields and "state" in self.__dict__:
+            return self.setting(name)
         raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
 
     @property
     def max_new_tokens(self) -> int:
-        return self.options.max_new_tokens or self.default_max_new_tokens
+        return self.setting("max_new_tokens") or self.default_max_new_tokens
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -174,7 +221,7 @@ class Task(ABC):
 
     def prompt_format(self) -> dict[str, str]:
         """``{"name", "hash"}`` saved in every trained folder; a mismatch on load warns."""
-        style = getattr(self.options, "prompt", None) or "default"
+        style = (self.setting("prompt") if "prompt" in type(self.options).model_fields else None) or "default"
         digest = hashlib.sha256(self.prompt_fingerprint().encode()).hexdigest()[:12]
         return {"name": f"{self.name}/{style}", "hash": digest}
 
@@ -183,7 +230,8 @@ class Task(ABC):
         return {}
 
     def restore(self, manifest: dict[str, Any]) -> None:
-        """Apply what a trained model's manifest recorded (called by the model loader)."""
+        """Fold what a trained model's manifest recorded into :attr:`state` (called by the model loader); options
+        the user set keep their value (:meth:`setting`)."""
 
     # -- training -----------------------------------------------------------------------------------------------
     def stages(self) -> tuple[str, ...]:

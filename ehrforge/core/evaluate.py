@@ -58,7 +58,7 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     for name, backend in backends.items():
         start = time.perf_counter()
-        saved = task.manifest_extras()
+        saved = task.state
         tuned = None
         if dev and task.supports(Capability.TUNE):
             tuned = task.tune(backend, dev, batch_size=batch_size, label=name)
@@ -72,7 +72,7 @@ def evaluate(
         metrics["examples_per_s"] = round(len(records) / wall, 3) if wall > 0 else 0.0
         results[name] = metrics
         rows += [prediction_row(name, r, p, task.gold(r)) for r, p in zip(records, preds)]
-        task.restore(saved)  # the next model starts from the same task state (its own tuning, not this one's)
+        task.state = saved  # the next model starts from the same tuned state (its own tuning, not this one's)
     if predictions_out is not None:
         with atomic_open(Path(predictions_out), "w") as fh:
             for row in rows:

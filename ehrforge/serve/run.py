@@ -20,18 +20,17 @@ def load_serving_tasks(db: str | None, names: list[str] | None = None, options: 
     line, unless ``db`` was given and the task reads it (a bad ``--db`` must stop the server from starting). Names
     given explicitly must all load.
     """
-    from ehrforge.tasks import Capability, get_task, task_class, task_names
+    from ehrforge.config import load_config
+    from ehrforge.tasks import Capability, resolve_task, task_class, task_names
 
     options = options or {}
     wanted = names if names is not None else task_names()
     served: dict[str, Any] = {}
     for name in wanted:
-        kwargs = dict(options.get(name, {}))
         reads_db = "db" in task_class(name).Options.model_fields
-        if reads_db and db is not None:
-            kwargs.setdefault("db", db)
         try:
-            task = get_task(name, **kwargs)
+            # the one precedence (ehrforge.tasks.resolve_task): --db over the task's options
+            task = resolve_task(load_config(task=name, task_options=dict(options.get(name, {}))), db=db if reads_db else None)
             if task.supports(Capability.RESOURCES):
                 task.check_ready()
         except (ImportError, EhrforgeError) as exc:
@@ -104,11 +103,12 @@ def serve(model: str, db: str | None = None, host: str = "127.0.0.1", port: int 
         # The fragment (#token=…) never reaches the server or its access log; the page reads it and keeps it in the tab.
         console.print(f"one-off token (this run only): {generated['local']}")
         console.print(f"open {url}#token={generated['local']}")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings))
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings, audit=app.state.audit))
 
 
-def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
-    """How uvicorn runs the app (also used by the live-server tests, so they test these very options).
+def uvicorn_options(settings: ServeSettings, audit: Any = None) -> dict[str, Any]:
+    """How uvicorn runs the app (also used by the live-server tests, so they test these very options). ``audit``
+    (the app's ``AuditLog``) gets one line per connection refused or timed out below the app.
 
     >>> uvicorn_options(ServeSettings())["proxy_headers"], uvicorn_options(ServeSettings(trusted_proxies=["10.0.0.5"]))["forwarded_allow_ips"]
     (False, '10.0.0.5')
@@ -117,8 +117,14 @@ def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
     # a local client rotating that header could dodge the failed-token lock-out and forge audit addresses.
     from ehrforge.serve.connections import guarded_h11_protocol
 
-    return {"http": guarded_h11_protocol(settings.header_timeout_s, settings.connections_per_client),
-            "limit_concurrency": settings.max_connections, "timeout_keep_alive": max(1, int(settings.header_timeout_s)),
+    def refused(client: str, reason: str, status: int) -> None:
+        audit.record(who=None, endpoint="(connection)", status=status, client=client, refused=reason)
+
+    protocol = guarded_h11_protocol(settings.header_timeout_s, settings.connections_per_client, settings.max_connections,
+                                    on_refusal=refused if audit is not None else None)
+    # uvicorn's own limit_concurrency is off: it answers plain text and writes no audit line; the protocol's cap
+    # (max_connections) does both
+    return {"http": protocol, "limit_concurrency": None, "timeout_keep_alive": max(1, int(settings.header_timeout_s)),
             # no access log: it prints raw paths and query strings (client text); the audit log records requests
             "access_log": False, "server_header": False, "proxy_headers": bool(settings.trusted_proxies),
             "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None, "h11_max_incomplete_event_size": 16 * 1024}

@@ -89,7 +89,7 @@ class ServeSettings:
     audit_log: Path | None = None
     #: write the question text itself into the audit log (off: only its sha256)
     log_patient_text: bool = False
-    #: uvicorn's open-connection ceiling (connections past it get 503 from uvicorn itself)
+    #: open connections in all; more are refused with a JSON 503 and an audit line (serve/connections.py)
     max_connections: int = 1024
     #: reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses); empty = none: the
     #: lock-out, rate limits and audit log key on the socket's peer address, which a client cannot forge

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 from importlib.resources import files
 from pathlib import Path
 
@@ -89,3 +90,38 @@ def get_task(name: str, **options: object) -> Task:
     ehrforge.errors.UnknownNameError: unknown task 'sqll' — did you mean 'sql'? (known: calc, classify, eligibility, extract, fhirqa, sql)
     """
     return task_class(name)(**options)
+
+
+def resolve_task(cfg: Any, **flags: object) -> Task:
+    """The one way a run builds its task: the CLI, the recipes, the server and the benchmarks all call this.
+
+    ``cfg`` is a :class:`ehrforge.config.RunConfig` (read for ``task``, ``task_options``, ``max_new_tokens`` and
+    ``data.source``); ``flags`` are a verb's own options (``--db``, ``--threshold``, ``--max-new-tokens``), None when
+    not given. Precedence, highest first:
+
+    1. a verb's flag;
+    2. ``task_options`` (``--set task_options.x=…`` over the YAML file's ``task_options:``);
+    3. run-level settings that name a task option (``max_new_tokens``, ``data.source``; ``--set`` over YAML);
+    4. a trained folder's manifest (its tuned threshold, its prompt options), folded in when the model loads
+       (``Task.restore`` into ``Task.state``, beneath everything the user set: ``Task.setting``);
+    5. the task's own defaults.
+
+    A flag the task does not declare is a one-line error instead of being silently ignored.
+    """
+    from ehrforge.errors import ConfigError
+
+    declared = task_class(cfg.task).Options.model_fields
+    run_level = {"max_new_tokens": cfg.max_new_tokens, "source": cfg.data.source}
+    options: dict[str, object] = {k: v for k, v in run_level.items() if v is not None and k in declared}
+    options.update(cfg.task_options)
+    problems = []
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if name not in declared:
+            problems.append(f"--{name.replace('_', '-')}: the {cfg.task} task has no '{name}' option")
+        else:
+            options[name] = value
+    if problems:
+        raise ConfigError(problems, f"{cfg.task} options: {', '.join(declared)}")
+    return get_task(cfg.task, **options)

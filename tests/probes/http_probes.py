@@ -74,7 +74,7 @@ def probe_server(folder: Path) -> Iterator[Any]:
     app = create_app(settings, FakeBackend(respond=_writes), tasks)
     from ehrforge.serve.run import uvicorn_options
 
-    with live_server(app, **uvicorn_options(settings)) as server:  # as `ehrforge serve` runs it
+    with live_server(app, **uvicorn_options(settings, audit=app.state.audit)) as server:  # as `ehrforge serve` runs it
         server.db, server.db_digest = db, hashlib.sha256(db.read_bytes()).hexdigest()
         server.audit_path = folder / "audit.jsonl"
         yield server

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import random
 import sqlite3
 from pathlib import Path
@@ -157,7 +158,7 @@ def test_an_existing_loose_audit_log_is_made_private(tmp_path):
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
 
 
-def test_one_client_holding_half_open_connections_does_not_lock_out_the_server():
+def test_one_client_holding_half_open_connections_does_not_lock_out_the_server(tmp_path):
     """Issue 33 item 8, bounded: 40 connections that never finish their headers. Past the per-client cap they get
     a JSON 503 at once; the rest are closed after the header timeout, and an authenticated request then succeeds."""
     import socket
@@ -170,9 +171,10 @@ def test_one_client_holding_half_open_connections_does_not_lock_out_the_server()
     from ehrforge.serve.run import uvicorn_options
     from serve_helpers import TOKEN, live_server
 
-    settings = ServeSettings(tokens={"t": TOKEN}, header_timeout_s=1.0, connections_per_client=16)
+    settings = ServeSettings(tokens={"t": TOKEN}, header_timeout_s=1.0, connections_per_client=16,
+                             audit_log=tmp_path / "audit.jsonl")
     app = create_app(settings, FakeBackend(), {})
-    with live_server(app, **uvicorn_options(settings)) as server:
+    with live_server(app, **uvicorn_options(settings, audit=app.state.audit)) as server:
         held = []
         for _ in range(40):
             s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -196,3 +198,35 @@ def test_one_client_holding_half_open_connections_does_not_lock_out_the_server()
             s.close()
         r = httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert r.status_code == 200
+    # every refusal and every timed-out connection left an audit line naming the limit, with the socket's address
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    refusals = [e for e in entries if e["endpoint"] == "(connection)"]
+    assert sum(e.get("refused") == "connections_per_client" and e["status"] == 503 for e in refusals) == 24
+    assert sum(e.get("refused") == "header_timeout" and e["status"] == 408 for e in refusals) == 16
+    assert {e["client"] for e in refusals} == {"127.0.0.1"}
+
+
+def test_the_global_connection_cap_answers_json_503_and_audits_it(tmp_path):
+    """Past max_connections in all (here 6, from one address under its per-client cap) a connection gets the JSON
+    503 at once, not uvicorn's plain-text one, and the audit log says so."""
+    import socket
+
+    from ehrforge.core.backends.fake import FakeBackend
+    from ehrforge.serve import ServeSettings, create_app
+    from ehrforge.serve.run import uvicorn_options
+    from serve_helpers import TOKEN, live_server
+
+    settings = ServeSettings(tokens={"t": TOKEN}, header_timeout_s=5.0, connections_per_client=64, max_connections=6,
+                             audit_log=tmp_path / "audit.jsonl")
+    app = create_app(settings, FakeBackend(), {})
+    with live_server(app, **uvicorn_options(settings, audit=app.state.audit)) as server:
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(9)]
+        answers = []
+        for s in held[6:]:
+            s.settimeout(5)
+            answers.append(s.recv(4096))
+        for s in held:
+            s.close()
+    assert all(a.startswith(b"HTTP/1.1 503") and b"application/json" in a and b"too many open connections" in a for a in answers)
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert sum(e.get("refused") == "max_connections" for e in entries) == 3

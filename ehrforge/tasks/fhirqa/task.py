@@ -278,7 +278,7 @@ class FHIRQATask(Task):
         items = [(r["question"], r["candidates"]) for r in dev]
         scores = self.relevance_scores(scorer, items)
         result = tune_threshold([[c["id"] for c in rows] for _, rows in items], scores, [r["relevant_ids"] for r in dev], top_k=self.top_k)
-        self.options.threshold = result["threshold"]
+        self.state = self.state.updated(threshold=result["threshold"])
         return {**result, "dev_questions": len(dev), "scorer": getattr(scorer, "name", "?")}
 
     def manifest_extras(self) -> dict[str, Any]:
@@ -286,7 +286,7 @@ class FHIRQATask(Task):
 
     def restore(self, manifest: dict[str, Any]) -> None:
         if "fhirqa_threshold" in manifest:
-            self.options.threshold = manifest["fhirqa_threshold"]
+            self.state = self.state.updated(threshold=manifest["fhirqa_threshold"])
 
     def predict(self, backend: Any, records: Sequence[Record], *, batch_size: int = 8, progress: Any = None) -> list[Prediction]:
         preds: list[Prediction] = []

@@ -79,19 +79,23 @@ def _evaluate_model(name: str, task: SQLTask, backend: Any, dev: list, test: lis
     """The one evaluation path (``core.evaluate``): tune the threshold on dev, then score on test with the policy."""
     predictions = Path(cfg.output_dir) / f"predictions_{name.replace(' ', '')}.jsonl"
     metrics = evaluate(task, {name: backend}, test, dev=dev, batch_size=cfg.batch_size, predictions_out=predictions)[name]
-    metrics["threshold"] = (metrics.get("tuned") or {}).get("threshold", task.options.threshold)
+    metrics["threshold"] = (metrics.get("tuned") or {}).get("threshold", task.setting("threshold"))
     metrics["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return metrics
 
 
-def save_tuning(folder: Path, task: SQLTask) -> None:
-    """Write the threshold (and its RS curve) just tuned on dev into a trained folder's manifest, so ``ask`` and
-    ``serve`` use the very policy that was measured."""
+def save_tuning(folder: Path, task: SQLTask, metrics: dict[str, Any]) -> None:
+    """Write the threshold (and its RS curve) just tuned on dev for this model (``metrics`` from
+    :func:`_evaluate_model`) into its trained folder's manifest, so ``ask`` and ``serve`` use the very policy that
+    was measured."""
     import json
 
     path = Path(folder) / MANIFEST
     manifest = json.loads(path.read_text(encoding="utf-8"))
+    tuned = metrics.get("tuned") or {}
+    saved, task.state = task.state, task.state.updated(threshold=metrics["threshold"], curve=tuned.get("curve"))
     manifest.update(task.manifest_extras())
+    task.state = saved
     atomic_write_json(path, manifest)
 
 
@@ -167,27 +171,27 @@ def verdict_line(rows: dict[str, dict[str, Any]], name: str = "stage 1") -> str:
 
 def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True,
                    part_limits: tuple[int | None, int | None, int | None] | None = None,
-                   tune_shipped: bool = False) -> dict[str, Any]:
+                   tune_shipped: bool = False, task: SQLTask | None = None) -> dict[str, Any]:
     """Run the recipe and return ``{"rows": {model: metrics}, ...}``; also written to ``<output_dir>/sql_results.json``.
     ``part_limits`` caps dev / test / pool separately (default: ``data.valid_limit`` for each). ``tune_shipped``
     tunes a trained folder's threshold on dev here instead of using its manifest's (a benchmark that gives every row
     its own dev tuning, or a generation engine other than the one the threshold was tuned with)."""
     out = Path(cfg.output_dir)
-    source = cfg.data.source
-    db = ensure_database(cfg.task_options.get("db"), source)
-    options = {**cfg.task_options, "db": str(db), "source": source}
-    if cfg.max_new_tokens:
-        options["max_new_tokens"] = cfg.max_new_tokens
-    from ehrforge.tasks import get_task
+    if task is None:  # built by the one precedence (ehrforge.tasks.resolve_task), as the CLI builds it
+        from ehrforge.tasks import resolve_task
 
-    task: SQLTask = get_task("sql", **options)  # type: ignore[assignment]
+        task = resolve_task(cfg)  # type: ignore[assignment]
+    # the database: the user's (built there when it does not exist yet) or the cached demo one, held in the task's
+    # tuned state; the options stay what the user asked for
+    db = ensure_database(task.setting("db"), task.source)
+    task.state = task.state.updated(db=str(db))
     train = task.load("train", limit=cfg.data.train_limit, seed=cfg.data.seed)
     dev, test, pool = sql_data.split_three(task.load("valid", seed=cfg.data.seed), seed=cfg.data.seed)
     limits = part_limits or (cfg.data.valid_limit,) * 3
     dev, test, pool = (sql_data.subsample(part, limit, cfg.data.seed) for part, limit in zip((dev, test, pool), limits))
     rows: dict[str, dict[str, Any]] = {}
     rows["abstain-all"] = task.score(test, [Abstain("abstain-all baseline")] * len(test)) | {"threshold": None}
-    if task.options.k or task.options.draft:  # there is a demonstration pool to copy from
+    if task.setting("k") or task.setting("draft"):  # there is a demonstration pool to copy from
         rows["draft-copy"] = task.score(test, draft_copy_predictions(task, test)) | {"threshold": None, "model": "none"}
     sft_cfg = cfg.sft
     # A trained SQL folder given as the model (the shipped `bundled-sql` by default in `ehrforge demo`) is stage 1
@@ -213,10 +217,10 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
     rows["stage1"] = _evaluate_model("stage 1", task, stage1, tune_dev, test, cfg) | (
         {"model": cfg.model, "threshold_from": "its manifest" if from_manifest else "dev"} if given else {"train_s": round(train1_s, 1)})
     if not given:
-        save_tuning(stage1_dir, task)
+        save_tuning(stage1_dir, task, rows["stage1"])
 
     if stages >= 2 and task.options.self_training:
-        task.restore({"tuned": {"threshold": rows["stage1"]["threshold"]}})  # stage 1 pseudo-labels with its own threshold
+        task.state = task.state.updated(threshold=rows["stage1"]["threshold"])  # stage 1 pseudo-labels with its own threshold
         pseudo, pseudo_stats = pseudo_label_unanswerable(task, stage1, pool, cfg, unanswerable_rate(dev))
         del stage1
         release_freed_memory()
@@ -230,7 +234,7 @@ def run_sql_recipe(cfg: RunConfig, *, stages: int = 2, include_base: bool = True
         # stage 2 keeps stage 1's threshold where stage 1 was not tuned here (its manifest carries it)
         rows["stage2"] = _evaluate_model("stage 2", task, stage2, dev if tune_dev is not None else None, test, cfg) | {
             "train_s": round(train2_s, 1), "pseudo_labelled": len(pseudo), "self_training": pseudo_stats}
-        save_tuning(stage2_dir, task)
+        save_tuning(stage2_dir, task, rows["stage2"])
         del stage2
     result = {
         "rows": rows,

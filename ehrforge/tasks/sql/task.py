@@ -144,10 +144,8 @@ class SQLTask(Task):
         super().__init__(db=str(db) if db is not None else None, **options)
 
     def setup(self) -> None:
-        self._fixed_threshold = "threshold" in self.options.model_fields_set
         self._pool: Any = None
         self._pool_key: tuple[str, bool] | None = None
-        self.tuned_curve: list | None = None  # (threshold, RS) pairs of the last tuning, saved with a model
         # A --db that does not exist yet is fine here: `ehrforge data --db PATH` creates it, and every other verb
         # opens it in check_ready() before any model loads.
 
@@ -159,12 +157,12 @@ class SQLTask(Task):
 
     @property
     def db(self) -> str | Path | None:
-        db = self.options.db
+        db = self.setting("db")
         return None if db is None else db if self.is_url(db) else Path(db)
 
     def policy_context(self, **overrides: Any) -> PolicyContext:
         o = self.options
-        values = {"db": self.db, "entropy": o.entropy, "threshold": o.threshold, "execution_filter": o.execution_filter,
+        values = {"db": self.db, "entropy": self.setting("entropy"), "threshold": self.setting("threshold"), "execution_filter": o.execution_filter,
                   "max_rows": o.max_rows, "timeout_s": o.timeout_s, **overrides}
         return PolicyContext(**values)
 
@@ -173,59 +171,59 @@ class SQLTask(Task):
         """The synthetic MIMIC-IV-shaped database, seeded with the entities the questions ask about."""
         from ehrforge.tasks.sql.recipe import ensure_database
 
-        return str(ensure_database(self.options.db, self.source, rebuild=rebuild))
+        return str(ensure_database(self.setting("db"), self.source, rebuild=rebuild))
 
     def check_ready(self) -> None:
         """Open the database now (default: the cached demo one, built on first use), so a bad ``--db`` fails at
         start-up with one line instead of turning every question into an "abstention"."""
         from ehrforge.tasks.sql.execute import check_database
 
-        if self.options.db is None:
-            self.options.db = self.build_data()
+        if self.setting("db") is None:
+            self.state = self.state.updated(db=self.build_data())
         check_database(self.db)
 
     def demo(self, cfg: Any, **kwargs: Any) -> dict[str, Any]:
         from ehrforge.tasks.sql.recipe import run_sql_recipe
 
-        return run_sql_recipe(cfg, **kwargs)
+        return run_sql_recipe(cfg, task=self, **kwargs)
 
     def tune(self, backend: Any, dev: Sequence[Record], *, batch_size: int = 8, label: str = "") -> dict[str, Any] | None:
         """Choose the entropy threshold on ``dev`` for RS(target_penalty); a fixed ``threshold`` is kept."""
         from ehrforge.core.progress import progress_bar
         from ehrforge.tasks.sql.abstention import tune_threshold
 
-        if self._fixed_threshold or self.db is None:
+        if self.user_set("threshold") or self.db is None:
             return None
         with progress_bar(f"{label or 'model'}: dev predictions", len(dev)) as adv:
             raw = self.predict_raw(backend, dev, batch_size=batch_size, progress=adv)
         choice = tune_threshold(self, dev, raw, self.options.target_penalty)
-        self.options.threshold = choice.threshold
-        self.tuned_curve = choice.as_dict()["curve"]
+        self.state = self.state.updated(threshold=choice.threshold, curve=choice.as_dict()["curve"])
         return choice.as_dict()
 
     def manifest_extras(self) -> dict[str, Any]:
-        tuned: dict[str, Any] = {"threshold": self.options.threshold, "entropy": self.options.entropy}
-        if getattr(self, "tuned_curve", None):
-            tuned["curve"] = self.tuned_curve
-        return {"tuned": tuned, "prompt_options": {name: getattr(self.options, name) for name in PROMPT_OPTIONS}}
+        tuned: dict[str, Any] = {"threshold": self.setting("threshold"), "entropy": self.setting("entropy")}
+        if self.state.get("curve") and "threshold" in self.state:
+            tuned["curve"] = self.state.get("curve")
+        return {"tuned": tuned, "prompt_options": {name: self.setting(name) for name in PROMPT_OPTIONS}}
 
     def restore(self, manifest: dict[str, Any]) -> None:
         """The tuned threshold, and the prompt the model was trained with (unless set explicitly)."""
         tuned = manifest.get("tuned") or {}
         check_tuned(tuned)
-        if not self._fixed_threshold and "threshold" in tuned and tuned.get("entropy", self.options.entropy) == self.options.entropy:
-            self.options.threshold = tuned["threshold"]
-            self.tuned_curve = tuned.get("curve")
+        changes: dict[str, Any] = {}
+        if not self.user_set("threshold") and "threshold" in tuned and tuned.get("entropy", self.setting("entropy")) == self.setting("entropy"):
+            changes.update(threshold=tuned["threshold"], curve=tuned.get("curve"))
         saved = manifest.get("prompt_options")
         if saved:
             # A model saved before demonstrations had a choice of retrieval was trained on BM25 over raw questions.
             saved = {**LEGACY_RETRIEVAL, **saved}
         for name, value in (saved or {}).items():
-            if name in PROMPT_OPTIONS and name not in self.options.model_fields_set:
-                setattr(self.options, name, value)
+            if name in PROMPT_OPTIONS and not self.user_set(name):
+                changes[name] = value
+        self.state = self.state.updated(**changes)
 
     def prompt_fingerprint(self) -> str:
-        options = " ".join(f"{name}={getattr(self.options, name)}" for name in PROMPT_OPTIONS)
+        options = " ".join(f"{name}={self.setting(name)}" for name in PROMPT_OPTIONS)
         return super().prompt_fingerprint() + self.system_prompt() + "\n" + options
 
     # -- data ---------------------------------------------------------------------------------------------------
@@ -234,13 +232,13 @@ class SQLTask(Task):
         return sql_data.subsample(records, limit, seed)
 
     def system_prompt(self) -> str:
-        text = PROMPTS[self.options.prompt].format(now=CURRENT_TIME, schema=schema_prompt())
-        return text + DRAFT_INSTRUCTION if self.options.draft else text
+        text = PROMPTS[self.setting("prompt")].format(now=CURRENT_TIME, schema=schema_prompt())
+        return text + DRAFT_INSTRUCTION if self.setting("draft") else text
 
     def demonstration_pool(self) -> Any:
         """The labelled train questions of ``source``, indexed as ``retrieval``/``mask_values`` say (built once per
         setting): where demonstrations and drafts come from."""
-        key = (self.options.retrieval, self.options.mask_values)
+        key = (self.setting("retrieval"), self.setting("mask_values"))
         if self._pool is None or self._pool_key != key:
             from ehrforge.tasks.sql.demonstrations import DemonstrationPool
 
@@ -253,14 +251,14 @@ class SQLTask(Task):
 
     def demonstrations(self, record: Record) -> list[Record]:
         """The ``k`` nearest train questions, never the record itself (in training it is in the pool)."""
-        if self.options.k == 0:
+        if self.setting("k") == 0:
             return []
-        return self.retriever().nearest(record["question"], self.options.k, exclude={str(record.get("id"))})
+        return self.retriever().nearest(record["question"], self.setting("k"), exclude={str(record.get("id"))})
 
     def question_turn(self, record: Record, *, exclude: set[str]) -> str:
         """The question as the user turn: with its draft when drafts are on and one lines up. ``exclude``: ids whose
         SQL must not become the draft (the record itself: in training, its own gold SQL)."""
-        if not self.options.draft:
+        if not self.setting("draft"):
             return record["question"]
         draft = self.demonstration_pool().draft(record["question"], exclude=exclude)
         return record["question"] if draft is None else record["question"] + DRAFT_LINE.format(sql=draft)
@@ -280,7 +278,7 @@ class SQLTask(Task):
     # -- inference ----------------------------------------------------------------------------------------------
     def parse(self, generation: Generation, record: Record) -> Prediction:
         """Model output only (no execution): ``null`` → Abstain, otherwise Answer(sql) with its uncertainty."""
-        u = uncertainty(generation, self.options.entropy)
+        u = uncertainty(generation, self.setting("entropy"))
         confidence = math.exp(-u) if math.isfinite(u) else 0.0
         return model_said_null(Answer(clean_sql(generation.text), confidence, {"uncertainty": u}), self.policy_context())
 

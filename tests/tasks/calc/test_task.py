@@ -141,14 +141,15 @@ def test_sft_then_grpo_then_eval_on_tiny_model(tiny_model_dir, tmp_path) -> None
     from ehrforge.core.backends import load_backend
     from ehrforge.core.grpo import GRPOSettings
     from ehrforge.core.sft import SFTSettings
+    from ehrforge.core.training import train
 
     records = CalcTask().load("train", limit=4)
-    sft = CalcTask().train(
-        records, str(tiny_model_dir), tmp_path / "sft", SFTSettings(max_steps=1, batch_size=2, max_seq_len=2048)
+    sft = train(
+        CalcTask(), records, str(tiny_model_dir), tmp_path / "sft", SFTSettings(max_steps=1, batch_size=2, max_seq_len=2048)
     )
     grpo_task = CalcTask(max_new_tokens=8)
     settings = GRPOSettings(max_steps=1, num_generations=2, prompts_per_step=1, max_completion_length=8)
-    out = grpo_task.train(records, str(sft), tmp_path / "grpo", settings, stage="grpo")
+    out = train(grpo_task, records, str(sft), tmp_path / "grpo", settings, stage="grpo")
     meta = json.loads((out / "ehrforge_model.json").read_text())
     assert (
         meta["rewards"] == ["tool_format_reward", "tool_param_reward", "tool_correctness_reward"]

@@ -114,7 +114,7 @@ def test_base_model_must_be_an_encoder(tiny_model_dir, tiny_encoder_dir):
         task.encoder_base(str(tiny_model_dir))
 
 
-@pytest.mark.parametrize("module", ["conll", "score", "phi", "synth", "template_teacher", "ner", "relations", "task"])
+@pytest.mark.parametrize("module", ["conll", "score", "synth", "template_teacher", "ner", "relations", "task"])
 def test_doctests(module):
     import importlib
 

@@ -28,7 +28,7 @@ def test_sequential_training_then_eval_and_ask(tiny_model_dir: Path, tmp_path: P
     # the stacked adapter loads like any model and runs the whole two-step pipeline
     backend = load_backend(f"transformers:{out['answer']}")
     valid = task.load("valid", limit=2, seed=0)
-    task.options.max_new_tokens = 8
+    task = get_task("fhirqa", subtask="both", max_candidates=2, context_tokens=256, max_new_tokens=8)
     results = evaluate(task, {"tiny-seq": backend}, valid)
     metrics = results["tiny-seq"]
     assert {"select_f1", "meteor", "abstain_rate", "examples_per_s"} <= metrics.keys()

@@ -56,7 +56,7 @@ def test_the_current_code_builds_the_prompt_it_was_trained_with():
     manifest = read_manifest("bundled-sql")
     task.restore(manifest)
     assert task.prompt_format() == manifest["prompt_format"]
-    assert task.options.k == manifest["prompt_options"]["k"] and task.options.draft == manifest["prompt_options"]["draft"]
+    assert task.setting("k") == manifest["prompt_options"]["k"] and task.setting("draft") == manifest["prompt_options"]["draft"]
 
 
 def test_a_missing_shipped_folder_is_one_model_error(monkeypatch, tmp_path):

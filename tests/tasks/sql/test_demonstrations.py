@@ -1,5 +1,8 @@
 """Demonstrations for the SQL prompt: found by question shape (values masked), on real MiniLM embeddings."""
 
+import pytest
+from pydantic import ValidationError
+
 from ehrforge.tasks.sql.demonstrations import DemonstrationPool, QuestionShape, demonstration_retriever, value_lexicon
 from ehrforge.tasks.sql.task import DRAFT_INSTRUCTION, SQLTask
 
@@ -40,20 +43,23 @@ def test_the_task_builds_its_pool_with_its_retrieval_options_and_rebuilds_when_t
     task = SQLTask(k=1)
     default = task.retriever()
     assert (default.method, task.options.mask_values) == ("minilm", True) and task.retriever() is default
-    task.options.retrieval = "bm25"
+    task.state = task.state.updated(retrieval="bm25")  # e.g. restored from a trained folder's manifest
     assert task.retriever().method == "bm25"
+    with pytest.raises(ValidationError):  # the options are what the user asked for: never written afterwards
+        task.options.retrieval = "minilm"
 
 
 def test_a_model_saved_before_the_retrieval_choice_gets_the_bm25_it_was_trained_with():
     old_manifest = {"prompt_options": {"prompt": "compact", "k": 3}}
     task = SQLTask()
     task.restore(old_manifest)
-    assert (task.options.retrieval, task.options.mask_values, task.options.draft) == ("bm25", False, False)
+    assert (task.setting("retrieval"), task.setting("mask_values"), task.setting("draft")) == ("bm25", False, False)
+    assert task.options.retrieval == "minilm"  # the options themselves are untouched
     current = SQLTask(retrieval="minilm", mask_values=False)
     saved = current.manifest_extras()
     later = SQLTask()
     later.restore(saved)
-    assert (later.options.retrieval, later.options.mask_values) == ("minilm", False)
+    assert (later.retrieval, later.mask_values) == ("minilm", False)
     assert later.prompt_format() == current.prompt_format()
     assert SQLTask(mask_values=False).prompt_format()["hash"] != SQLTask().prompt_format()["hash"]
 

@@ -55,6 +55,10 @@ def test_recipe_end_to_end_with_tiny_model(tiny_model_dir, demo_db, tmp_path):
     assert rows["stage2"]["pseudo_labelled"] >= 0
     saved = json.loads((tmp_path / "run" / "sql_results.json").read_text())
     assert saved["rows"]["stage1"]["RS10"] == rows["stage1"]["RS10"]
+    # each trained folder carries the threshold that was measured for it (ask and serve use that policy)
+    for stage in ("stage1", "stage2"):
+        manifest = json.loads((tmp_path / "run" / stage / "ehrforge_model.json").read_text())
+        assert manifest["tuned"]["threshold"] == rows[stage]["threshold"]
     # A second run reuses the trained stages (resume) instead of training again.
     mtime = (tmp_path / "run" / "stage1" / "adapter_model.safetensors").stat().st_mtime
     run_sql_recipe(cfg, stages=1, include_base=False)

@@ -97,11 +97,11 @@ def test_prompt_options_change_the_fingerprint_and_are_restored_from_a_manifest(
     manifest = {"prompt_format": trained.prompt_format(), **trained.manifest_extras()}
     later = _pool_task()  # defaults: compact, k=1
     later.restore(manifest)
-    assert (later.options.prompt, later.options.k) == ("schema", 1)
+    assert (later.setting("prompt"), later.setting("k")) == ("schema", 1)
     assert later.prompt_format() == manifest["prompt_format"]
     explicit = _pool_task(k=3)
     explicit.restore(manifest)  # an option the user set wins over the manifest
-    assert explicit.options.k == 3 and explicit.options.prompt == "schema"
+    assert explicit.setting("k") == 3 and explicit.setting("prompt") == "schema"
 
 
 def test_uncertainty_counts_only_the_sql_span():
