@@ -151,11 +151,13 @@ def pseudo_label_unanswerable(task: SQLTask, backend: Any, pool: list, cfg: RunC
 
 
 def verdict_line(rows: dict[str, dict[str, Any]], name: str = "stage 1") -> str:
-    """One readable line under the demo table: what stage 1 answered, how much of it was right, where it abstained.
+    """One readable line under the demo table: what stage 1 answered, how much of it was right, where it abstained,
+    and how much of the answerable part its SQL gets right with the threshold lifted, beside the base model's.
 
     >>> verdict_line({"abstain-all": {"RS0": 15.0}, "stage1": {"n": 20, "n_abstained": 6, "n_correct": 12,
-    ...     "n_unanswerable": 3, "n_answered_unanswerable": 1, "RS0": 60.0}}, "bundled-sql")
-    'bundled-sql answers 14 of 20 test questions, 12 correctly; it abstains on 6, 2 of the 3 unanswerable among them; RS(0) 60.0 vs 15.0 for abstaining on everything'
+    ...     "n_unanswerable": 3, "n_answered_unanswerable": 1, "RS0": 60.0, "execution_accuracy_no_threshold": 0.7647},
+    ...     "base": {"execution_accuracy_no_threshold": 0.1765}}, "bundled-sql")
+    'bundled-sql answers 14 of 20 test questions, 12 correctly; it abstains on 6, 2 of the 3 unanswerable among them; RS(0) 60.0 vs 15.0 for abstaining on everything; threshold lifted, its SQL is right for 13 of 17 answerable (base: 3)'
     """
     row = rows.get("stage1")
     if not row or "n" not in row:
@@ -165,7 +167,13 @@ def verdict_line(rows: dict[str, dict[str, Any]], name: str = "stage 1") -> str:
     line = (f"{name} answers {answered} of {row['n']} test questions, {row['n_correct']} correctly; it abstains on "
             f"{row['n_abstained']}, {caught} of the {row['n_unanswerable']} unanswerable among them")
     if "abstain-all" in rows:
-        line += f"; RS(0) {row['RS0']} vs {rows['abstain-all']['RS0']} for abstaining on everything"
+        line += f"; RS(0) {row['RS0']:.1f} vs {rows['abstain-all']['RS0']:.1f} for abstaining on everything"
+    if "execution_accuracy_no_threshold" in row:
+        answerable = row["n"] - row["n_unanswerable"]
+        right = round(row["execution_accuracy_no_threshold"] * answerable)
+        line += f"; threshold lifted, its SQL is right for {right} of {answerable} answerable"
+        if "execution_accuracy_no_threshold" in rows.get("base", {}):
+            line += f" (base: {round(rows['base']['execution_accuracy_no_threshold'] * answerable)})"
     return line
 
 
