@@ -44,7 +44,7 @@ class SFTSettings(Settings):
     trainer alike."""
 
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, ge=-1)  # > 0 overrides epochs; 0 is rejected (it used to run one step)
+    max_steps: int = Field(-1, ge=-1)  # > 0 overrides epochs; 0 is rejected (a run that trains nothing is a mistake)
     learning_rate: float = Field(2e-4, gt=0, lt=1)
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -60,9 +60,8 @@ class SFTSettings(Settings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
     #: recompute activations in backward instead of storing them (docs/speed.md). On by default for one decoder layer
-    #: in ``checkpoint_every``: at 2, measured on the bundled model at batch 8 x 256 in bf16, peak RSS fell from
-    #: 3.3-3.5 GB to 2.7 GB at the same tokens/s (the recompute hides behind the saved allocation); at 1 (every
-    #: layer) it fell to 1.7 GB but was about 12 % slower (benchmarks/results/throughput.json).
+    #: in ``checkpoint_every``: one in two saves much of the memory at almost no speed (the recompute hides behind the
+    #: saved allocation), every layer saves more and costs speed (benchmarks/results/throughput.json).
     gradient_checkpointing: bool = True
     checkpoint_every: int = Field(2, ge=1)
     #: also save a loadable adapter folder (``<out>/snapshots/seen-<n>``) when this many examples have been trained

@@ -35,7 +35,8 @@ If the question cannot be answered from this database, reply exactly: null
 Tables:
 {schema}"""
 
-#: The student prompt: no schema (a fine-tuned model has learned it; the schema was ~82 % of every training token).
+#: The student prompt: no schema (a fine-tuned model has learned it, and the schema dominated every training
+#: example's tokens: docs/sql.md).
 #: Retrieved demonstrations (question -> SQL turns before the question) carry the tables and idioms instead.
 COMPACT_PROMPT = """Translate the question about a MIMIC-IV hospital database into one SQLite SELECT query.
 Write only the SQL. Use current_time for "now" (it is {now}). If the database cannot answer it, reply exactly: null"""
@@ -126,14 +127,14 @@ class SQLTask(Task):
     name = "sql"
     summary = "text-to-SQL over a MIMIC-IV-shaped EHR database with abstention (EHRSQL 2024 reliability score)"
     metric = "RS10"
-    # gold SQL in SmolLM2 tokens (EHRSQL v1.0 train): median 109, p90 296, p99 368, max 397 (benchmarks/sql_budget.py)
+    # long enough for the longest gold SQL of EHRSQL train, so no answer is cut before it is scored (docs/sql.md,
+    # "Generation budget"; benchmarks/results/sql_budget.json)
     default_max_new_tokens = 384
     Options = SQLOptions
-    #: the dev ablation's trained arm (docs/sql.md): LoRA on every linear layer, r16, lr 2e-4 (lr 1e-3 collapsed to
-    #: 0 % in the issue's probe); sequences up to 2560 tokens for k=3 demonstrations and a draft. One sequence per micro-batch,
-    #: four accumulated (the same 4 examples per step), every decoder layer recomputed: on the 4 longest k=3
-    #: examples (1,740 tokens) one fp32 step peaked at 14.1 GB as one batch of 4 (one layer in two recomputed),
-    #: 5.2 GB as micro-batches of 1, 3.7 GB with every layer (benchmarks/results/sql_memory.json).
+    #: the dev ablation's trained arm (docs/sql.md): LoRA on every linear layer, a moderate learning rate (a high one
+    #: collapsed the student), sequences long enough for k=3 demonstrations and a draft. One sequence per micro-batch,
+    #: four accumulated, every decoder layer recomputed: long k=3 batches are what blows a laptop's memory
+    #: (docs/speed.md; the measurements are in benchmarks/results/sql_memory.json).
     sft_defaults = {"learning_rate": 2e-4, "lora_r": 16, "lora_alpha": 32, "lora_target_modules": list(ALL_LINEAR_LAYERS),
                     "max_seq_len": 2560, "batch_size": 1, "grad_accum": 4, "checkpoint_every": 1}
     capabilities = frozenset({Capability.DATA, Capability.RESOURCES, Capability.TUNE, Capability.DEMO, Capability.RETRIEVAL})
