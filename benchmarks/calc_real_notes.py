@@ -2,7 +2,7 @@
 notes, ``ehrforge/tasks/calc/data/real_exemplars.json``), scored with MedCalc-Bench's rules, per arm.
 
     python benchmarks/calc_real_notes.py --arm rules                          # the rule-based baseline (no model)
-    python benchmarks/calc_real_notes.py --arm sft --model runs/calc-sft      # a trained student (not run here yet)
+    python benchmarks/calc_real_notes.py --arm sft --model runs/calc-sft      # a trained student (+ its synthetic-test accuracy)
     python benchmarks/calc_real_notes.py --arm rules --data test_data.csv --predictions-out preds.jsonl
 
 Arms: ``rules`` (regex/lexicon extraction, ``ehrforge.tasks.calc.rules``) and the model arms ``base``, ``sft``,
@@ -116,13 +116,24 @@ def rule_predictions(task: Any, records: list[dict[str, Any]]) -> tuple[list[Any
     return preds, [extracted_inputs(r) for r in records]
 
 
-def model_predictions(task: Any, records: list[dict[str, Any]], model: str, batch_size: int) -> tuple[list, list]:
-    """A model arm: the calc task's predict path (tool mode); inputs from each answer's evidence."""
+def load_student(task: Any, model: str, batch_size: int) -> Any:
     from ehrforge.core.loader import LoadOptions, load_model
 
-    backend = load_model(model, task, LoadOptions(batch_size=batch_size))
+    return load_model(model, task, LoadOptions(batch_size=batch_size))
+
+
+def model_predictions(task: Any, records: list[dict[str, Any]], backend: Any, batch_size: int) -> tuple[list, list]:
+    """A model arm: the calc task's predict path (tool mode); inputs from each answer's evidence."""
     preds = task.predict(backend, records, batch_size=batch_size)
     return preds, [dict(p.evidence.get("inputs", {})) if isinstance(p, Answer) else {} for p in preds]
+
+
+def synthetic_accuracy(task: Any, backend: Any, n: int, batch_size: int) -> dict[str, Any]:
+    """The same student on ``n`` template notes of the synthetic test split (what ``calc_rlvr.json`` scores), so the
+    synthetic-to-real drop is one number."""
+    test = task.load("test", limit=n)
+    preds, _ = model_predictions(task, test, backend, batch_size)
+    return {"n": len(test), "accuracy": round(score_predictions(test, preds)["accuracy"], 4)}
 
 
 def param_scores(records: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -235,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--predictions-out", default=None, help="per-row predictions as JSONL (no note text)")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default: benchmarks/results/calc_real_notes*.json)")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--synthetic-n", type=int, default=110,
+                    help="model arms: also score this many synthetic test notes (0: skip)")
     args = ap.parse_args(argv)
     if args.arm in MODEL_ARMS and not args.model:
         ap.error(f"--arm {args.arm} needs --model PATH (a model folder, e.g. runs/calc-sft)")
@@ -254,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.arm == "rules":
         preds, inputs = rule_predictions(task, records)
     else:
-        preds, inputs = model_predictions(task, records, args.model, args.batch_size)
+        backend = load_student(task, args.model, args.batch_size)
+        preds, inputs = model_predictions(task, records, backend, args.batch_size)
     entry = arm_summary(records, preds, inputs)
+    if args.arm in MODEL_ARMS and args.synthetic_n and args.data is None:
+        entry["synthetic_test"] = synthetic_accuracy(task, backend, args.synthetic_n, args.batch_size)
+        entry["synthetic_to_real_drop"] = round(entry["synthetic_test"]["accuracy"] - entry["accuracy"], 4)
     if args.arm == "rules":
         entry["readings_by_how"] = rule_reading_counts(records)
     if args.predictions_out:
