@@ -19,3 +19,24 @@ def test_every_benchmark_module_imports(name, monkeypatch):
     if not name.startswith("_"):  # a script, not a helper: it runs only under `python benchmarks/<name>.py`
         assert callable(getattr(module, "main", None)), f"benchmarks/{name}.py has no main()"
     assert module.__name__ in sys.modules
+
+
+def _row(answerable: bool, score: int | None, mean_u: float, agrees: bool = True) -> dict:
+    return {"answerable": answerable, "policed": score is not None, "score_if_answered": score, "mean_u": mean_u,
+            "max_u": mean_u, "agrees_with_draft": agrees, "unanswerable_abstain_score": 0 if answerable else 1}
+
+
+def test_sql_confidence_tunes_the_threshold_that_keeps_only_the_confident_right_answers(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.sql_confidence import counts, decide, rs, tune
+
+    # two confident right answers, one unsure wrong one, one unanswerable question the model answered unsure
+    rows = [_row(True, 1, 0.01), _row(True, 1, 0.02), _row(True, -1, 0.5), _row(False, -1, 0.9)]
+    assert rs(rows, [False] * 4, 10) == 25.0  # abstain on all: only the unanswerable question scores
+    threshold, best = tune(rows, "mean_u", False)
+    assert 0.02 < threshold < 0.5 and best == 75.0
+    kept = counts(rows, decide(rows, "mean_u", False, threshold))
+    assert (kept["answered"], kept["right"], kept["wrong"]) == (2, 2, 0)
+    # requiring agreement with the draft drops the answers that disagree, whatever their entropy
+    rows[1]["agrees_with_draft"] = False
+    assert counts(rows, decide(rows, "mean_u", True, threshold))["answered"] == 1
