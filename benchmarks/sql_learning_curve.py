@@ -12,6 +12,8 @@ step, data fingerprint); commit it and the same command resumes on another machi
 
     python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16 --train
     python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16 --evaluate
+    # a second epoch: starts from k0-draft-r16's final adapter, on its rows; points count from 5,124 examples
+    python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16-e2 --train
 
 RS(c) here uses the execution filter only (no entropy threshold: tuning one on the dev part it is scored on would
 flatter it); ``benchmarks/sql_rs.py`` tunes the threshold on dev and scores a disjoint test part.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,7 +42,11 @@ ARMS: dict[str, tuple[dict, dict]] = {
     "k1-draft-r16": ({"k": 1, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
     "k3-draft-r16": ({"k": 3, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-4}),
     "k0-r16": ({"k": 0, "draft": False}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
+    # a second epoch over the same rows, on top of the first epoch's final adapter (merged, a fresh LoRA trained)
+    "k0-draft-r16-e2": ({"k": 0, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
 }
+#: arms that continue another arm's finished run: they start from its final adapter and train on its rows file
+CONTINUES = {"k0-draft-r16-e2": "k0-draft-r16"}
 SNAPSHOTS = [250, 500, 1000, 2000, 4000]
 #: short sequences (k=0): four per micro-batch, two accumulated, nothing recomputed (35 % faster than one layer in
 #: two on this CPU, and the activations of 4 x ~350 tokens fit the 4 GB budget)
@@ -86,6 +93,10 @@ def train(args: argparse.Namespace) -> None:
     task = make_task(args, prompt_options)
     records = task.load("train", limit=args.train_limit, seed=0)
     out = Path(args.runs) / args.arm
+    parent = Path(args.runs) / CONTINUES[args.arm] if args.arm in CONTINUES else None
+    if parent is not None and not (out / ROWS_FILE).exists():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(parent / ROWS_FILE, out / ROWS_FILE)  # the very rows the first epoch trained on
     rows = training_rows(task, records, out)
     if args.prepare:
         print(json.dumps({"arm": args.arm, "rows": len(rows), "file": str(out / ROWS_FILE)}))
@@ -93,7 +104,7 @@ def train(args: argparse.Namespace) -> None:
     cfg = SFTSettings(**{**BATCHING, **sft, "epochs": args.epochs, "dtype": args.dtype,
                          "snapshot_examples": [n for n in SNAPSHOTS if n < len(rows) * args.epochs]})
     start = time.perf_counter()
-    train_sft(task, [], args.model, out, cfg, extra_rows=rows)
+    train_sft(task, [], str(parent) if parent is not None else args.model, out, cfg, extra_rows=rows)
     print(json.dumps({"arm": args.arm, "out": str(out), "train_s": round(time.perf_counter() - start, 1)}))
 
 
@@ -123,9 +134,11 @@ def evaluate_arm(args: argparse.Namespace) -> None:
         from ehrforge.tasks.sql.recipe import draft_copy_predictions
 
         report["draft_copy"] = task.score(dev, draft_copy_predictions(task, dev))  # the no-model baseline
+    # a continuing arm's points count the examples its parent run saw first
+    offset = len(training_rows(task, [], Path(args.runs) / CONTINUES[args.arm])) if args.arm in CONTINUES else 0
     base = [(0, Path(args.model))] if args.with_base else []  # point 0: the untrained model with the arm's prompt
     for seen, folder in base + snapshot_folders(out):
-        if seen in done and not args.rescore:
+        if offset + seen in done and not args.rescore:
             continue
         manifest = json.loads((folder / "ehrforge_model.json").read_text()) if seen else {"train_records": 1}
         t0 = time.perf_counter()
@@ -134,7 +147,8 @@ def evaluate_arm(args: argparse.Namespace) -> None:
         del backend
         release_freed_memory()
         final = json.loads((out / "ehrforge_model.json").read_text()) if (out / "ehrforge_model.json").exists() else {}
-        point = {"train_examples": seen, "epochs": round(seen / max(1, manifest["train_records"] or manifest.get("extra_rows", 0)), 3),
+        per_epoch = max(1, manifest["train_records"] or manifest.get("extra_rows", 0))
+        point = {"train_examples": offset + seen, "epochs": round((offset + seen) / per_epoch, 3),
                  "execution_accuracy_no_threshold": metrics["execution_accuracy"],
                  "RS0": metrics["RS0"], "RS10": metrics["RS10"], "eval_s": round(time.perf_counter() - t0, 1),
                  "steps": manifest.get("steps"), "train_s": final.get("train_s"),
