@@ -135,7 +135,7 @@ def evaluate_arm(args: argparse.Namespace) -> None:
 
         report["draft_copy"] = task.score(dev, draft_copy_predictions(task, dev))  # the no-model baseline
     # a continuing arm's points count the examples its parent run saw first
-    offset = len(training_rows(task, [], Path(args.runs) / CONTINUES[args.arm])) if args.arm in CONTINUES else 0
+    offset = max((n for n, _ in snapshot_folders(Path(args.runs) / CONTINUES[args.arm])), default=0) if args.arm in CONTINUES else 0
     base = [(0, Path(args.model))] if args.with_base else []  # point 0: the untrained model with the arm's prompt
     for seen, folder in base + snapshot_folders(out):
         if offset + seen in done and not args.rescore:
