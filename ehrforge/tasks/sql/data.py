@@ -78,6 +78,12 @@ def is_answerable(record: dict[str, Any]) -> bool:
     return record.get("sql", ABSTAIN_TOKEN) != ABSTAIN_TOKEN
 
 
+def gold_queries(source: str | None = None) -> list[str]:
+    """The gold SQL of every answerable train and valid question of ``source`` (default: the bundled subset): what
+    the synthetic database is seeded from, so that each question has rows to find."""
+    return [r["sql"] for split in SPLITS for r in load_questions(split, source) if is_answerable(r)]
+
+
 def subsample(records: list[dict[str, Any]], limit: int | None, seed: int = 0) -> list[dict[str, Any]]:
     """A deterministic subsample that keeps the unanswerable ratio (stratified)."""
     if limit is None or limit >= len(records):

@@ -37,8 +37,7 @@ from ehrforge.errors import DatabaseError, DataError
 from ehrforge.tasks.sql.harvest import NOW, Demand, Entity, Harvest, Window, harvest_values
 from ehrforge.tasks.sql.schema import schema_ddl, table_columns
 
-__all__ = ["generate_database", "build_default_database", "harvest_values", "Harvest", "table_checksums",
-           "load_gold_queries"]
+__all__ = ["generate_database", "harvest_values", "Harvest", "table_checksums"]
 
 FMT = "%Y-%m-%d %H:%M:%S"
 DAY = timedelta(days=1)
@@ -527,57 +526,3 @@ def table_checksums(path: str | os.PathLike) -> dict[str, str]:
         return out
     finally:
         conn.close()
-
-
-# --- default sources ------------------------------------------------------------------------------------------
-def _bundled_subset() -> dict:
-    text = resources.files("ehrforge.tasks.sql.assets").joinpath("ehrsql_subset.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-def _shared_dir() -> Path | None:
-    for root in (Path(__file__).resolve().parents[3].parent, Path.cwd().parent, Path.cwd()):
-        candidate = root / "shared" / "data" / "ehrsql2024" / "v1.0"
-        if (candidate / "train" / "label.json").exists():
-            return candidate
-    return None
-
-
-def load_gold_queries(source: str | os.PathLike | None = None) -> tuple[list[str], str]:
-    """Gold SQL of train + valid and where it came from: ``source`` (an EHRSQL version folder with
-    ``{train,valid}/label.json``, or a subset JSON file), else ``../shared``, else the bundled subset."""
-    if source is None:
-        found = _shared_dir()
-        if found is None:
-            subset = _bundled_subset()
-            return [item["sql"] for split in ("train", "valid") for item in subset.get(split, [])], "bundled subset"
-        source = found
-    src = Path(source)
-    if src.is_file():
-        try:
-            data = json.loads(src.read_text(encoding="utf-8"))
-            return [item["sql"] for split in ("train", "valid") for item in data.get(split, [])], str(src)
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise DataError(f"not an EHRSQL subset file: {src}", 'expected {"train": [{"id","question","sql"}], '
-                            '"valid": [...]}') from None
-    labels = [src / split / "label.json" for split in ("train", "valid")]
-    if not any(p.exists() for p in labels):
-        raise DataError(f"no EHRSQL labels under {src}", "point to a version folder with train/label.json "
-                        "(e.g. shared/data/ehrsql2024/v1.0)")
-    queries: list[str] = []
-    for p in labels:
-        if p.exists():
-            try:
-                queries += [q for q in json.loads(p.read_text(encoding="utf-8")).values() if q != "null"]
-            except (json.JSONDecodeError, AttributeError):
-                raise DataError(f"invalid label file: {p}", "restore it from the EHRSQL release") from None
-    return queries, str(src)
-
-
-def build_default_database(path: str | os.PathLike, source: str | None = None, *, seed: int = 0,
-                           progress: Progress | None = None) -> dict:
-    """Build the database for the default question set (see :func:`load_gold_queries`)."""
-    queries, origin = load_gold_queries(source)
-    stats = generate_database(path, queries, seed=seed, progress=progress)
-    stats["source"] = origin
-    return stats

@@ -57,7 +57,7 @@ def ensure_database(db: str | Path | None, source: str | None, *, rebuild: bool 
     if db.exists() and not built_by_ehrforge(db) and db != default_db_path(source):
         raise DataError(f"refusing to replace {db}: it is not a database ehrforge built (it may be your data)",
                         "pass a new path for --db, or move that file away first")
-    queries = [r["sql"] for split in sql_data.SPLITS for r in sql_data.load_questions(split, source) if sql_data.is_answerable(r)]
+    queries = sql_data.gold_queries(source)
     console.print(f"building the synthetic EHR database from {len(queries)} gold queries: {db}", soft_wrap=True)
     generate_database(db, queries, seed=0)
     return db

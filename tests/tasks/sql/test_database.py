@@ -13,7 +13,8 @@ import pytest
 
 from ehrforge.errors import DatabaseError, DataError
 from ehrforge.tasks.sql import database
-from ehrforge.tasks.sql.database import generate_database, load_gold_queries, table_checksums
+from ehrforge.tasks.sql.data import gold_queries
+from ehrforge.tasks.sql.database import generate_database, table_checksums
 from ehrforge.tasks.sql.harvest import harvest_values, parse_demand
 from ehrforge.tasks.sql.schema import postprocess_sql, schema_prompt, table_columns
 
@@ -128,8 +129,8 @@ def test_harvest_reads_values_windows_and_visits():
 
 def test_bundled_subset_meets_execution_targets(tmp_path):
     subset = resources.files("ehrforge.tasks.sql.assets").joinpath("ehrsql_subset.json")
-    queries, origin = load_gold_queries(str(subset))
-    assert origin.endswith("ehrsql_subset.json")
+    queries = gold_queries()  # the bundled subset, as the demo builds its database
+    assert queries == gold_queries(str(subset))
     data = json.loads(subset.read_text(encoding="utf-8"))
     train = [item["sql"] for item in data["train"] if item["sql"] != "null"]
     assert 300 <= len(train) <= 400
@@ -176,9 +177,9 @@ def test_failure_while_writing_keeps_the_old_file(tmp_path, sample, monkeypatch)
 def test_bad_input_gets_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="n_background_patients"):
         generate_database(tmp_path / "x.sqlite", [], n_background_patients=-1)
-    with pytest.raises(DataError, match="no EHRSQL labels"):
-        load_gold_queries(str(tmp_path))
+    with pytest.raises(DataError, match="no train/data.json under"):
+        gold_queries(str(tmp_path))
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]", encoding="utf-8")
-    with pytest.raises(DataError, match="not an EHRSQL subset file"):
-        load_gold_queries(str(bad))
+    with pytest.raises(DataError, match="record 1 of .*bad.json has no 'question'"):
+        gold_queries(str(bad))
