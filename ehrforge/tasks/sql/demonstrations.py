@@ -133,9 +133,12 @@ class DemonstrationPool:
     #: how many nearest records a draft may come from
     DRAFT_CANDIDATES = 3
 
-    def __init__(self, pool: Sequence[Record], *, method: str = "minilm", mask_values: bool = True) -> None:
+    def __init__(self, pool: Sequence[Record], *, method: str = "minilm", mask_values: bool = True,
+                 values: Iterable[str] = ()) -> None:
+        """``values``: more phrases to mask beside the pool's own literals (a shipped lexicon)."""
         labelled = [r for r in pool if r.get("sql")]
-        self.shape = QuestionShape(value_lexicon(r["sql"] for r in labelled))
+        lexicon = set(value_lexicon(r["sql"] for r in labelled)) | {v.lower() for v in values}
+        self.shape = QuestionShape(sorted(lexicon, key=lambda v: (-len(v), v)))
         self.retriever = Retriever(labelled, method=method, normalize=self.shape if mask_values else None)  # type: ignore[arg-type]
 
     def nearest(self, question: str, k: int, *, exclude: Collection[str] = ()) -> list[Record]:

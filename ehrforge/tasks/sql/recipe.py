@@ -99,11 +99,12 @@ def save_tuning(folder: Path, task: SQLTask, metrics: dict[str, Any]) -> None:
     atomic_write_json(path, manifest)
 
 
-def draft_copy_predictions(task: SQLTask, records: list) -> list:
+def draft_copy_predictions(task: SQLTask, records: list, pool: Any = None) -> list:
     """The baseline without a language model: each question's draft (the nearest demonstration whose values line up,
     with the question's values put in) is the answer, through the same guard/execution policy; a question with no
-    draft is abstained on. A student has to beat this, not only its base."""
-    pool = task.demonstration_pool()
+    draft is abstained on. A student has to beat this, not only its base. ``pool``: another
+    ``DemonstrationPool`` than the task's own (a benchmark comparing pools)."""
+    pool = pool if pool is not None else task.demonstration_pool()
     predictions = []
     for record in records:
         draft = pool.draft(record["question"], exclude={str(record.get("id"))})

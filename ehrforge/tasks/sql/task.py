@@ -238,12 +238,19 @@ class SQLTask(Task):
 
     def demonstration_pool(self) -> Any:
         """The labelled train questions of ``source``, indexed as ``retrieval``/``mask_values`` say (built once per
-        setting): where demonstrations and drafts come from."""
+        setting): where demonstrations and drafts come from. The bundled question set adds the shipped draft bank
+        (one train question per query skeleton, ``draft_bank``): its own 400 train questions cover too few
+        templates for the drafts the shipped student was trained on."""
         key = (self.setting("retrieval"), self.setting("mask_values"))
         if self._pool is None or self._pool_key != key:
             from ehrforge.tasks.sql.demonstrations import DemonstrationPool
 
-            self._pool = DemonstrationPool(self.load("train"), method=key[0], mask_values=key[1])
+            records, values = self.load("train"), []
+            if self.source is None:
+                from ehrforge.tasks.sql.draft_bank import shipped_draft_bank, with_bank
+
+                records, values = with_bank(records, shipped_draft_bank())
+            self._pool = DemonstrationPool(records, method=key[0], mask_values=key[1], values=values)
             self._pool_key = key
         return self._pool
 
