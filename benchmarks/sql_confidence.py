@@ -3,7 +3,8 @@
 RS(10) costs ten points per wrong answer, so a student that is right on half the questions beats abstaining on all
 of them only if its confidence picks out a subset it gets right more than 10 times in 11. This benchmark generates once
 (greedy, the shipped student, the same dev/test parts as ``sql_rs.py``), keeps every generation with its token
-entropies (``--runs`` folder; a rerun reuses them, so it resumes), and compares abstention rules on the same answers:
+entropies (``--runs`` folder, one subfolder per model weights + prompt + engine; a rerun reuses them, so it
+resumes), and compares abstention rules on the same answers:
 
 * ``max-entropy`` / ``mean-entropy`` - the recipe's threshold on the SQL tokens' entropy;
 * ``draft-agreement`` - answer only when the student's executed result equals its draft's (the nearest training
@@ -39,6 +40,24 @@ from ehrforge.tasks.sql.score import execution_answers, penalize, reliability_sc
 
 PENALTY = 10
 ERRORS = ("error_pred", ABSTAIN_TOKEN)
+
+
+def cache_key(model: str, task: Any, engine: str) -> str:
+    """Where a model's generations are cached: a re-shipped ``bundled-sql`` (other weights under the same name), an
+    edited prompt or another engine must never reuse the old answers. The key hashes the weights files of the
+    model folder (or the spec when it is not a folder), the prompt format and the engine."""
+    import hashlib
+
+    from ehrforge.core.models import expand_alias
+
+    digest = hashlib.sha256(f"{task.prompt_format()['hash']}|{engine}".encode())
+    folder = Path(expand_alias(model))
+    if folder.is_dir():
+        for weights in sorted(folder.glob("*.safetensors")):
+            digest.update(weights.read_bytes())
+    else:
+        digest.update(model.encode())
+    return digest.hexdigest()[:12]
 
 
 def generations(task: Any, backend: Any, records: list, path: Path, batch_size: int) -> dict[str, Generation]:
@@ -161,7 +180,8 @@ def main() -> None:
     dev, test = sql_data.subsample(dev, args.dev_limit, cfg.data.seed), sql_data.subsample(test, args.test_limit, cfg.data.seed)
     start = time.perf_counter()
     backend = load_model(args.model, task, LoadOptions(device=cfg.sft.device, dtype=generation_dtype(cfg), batch_size=cfg.batch_size))
-    parts = {name: features(task, recs, generations(task, backend, recs, Path(args.runs) / f"{name}.jsonl", cfg.batch_size))
+    cache = Path(args.runs) / cache_key(args.model, task, os.environ.get("EHRFORGE_ENGINE", "transformers"))
+    parts = {name: features(task, recs, generations(task, backend, recs, cache / f"{name}.jsonl", cfg.batch_size))
              for name, recs in (("dev", dev), ("test", test))}
     table = {}
     for name, (feature, agree) in SELECTORS.items():

@@ -40,3 +40,28 @@ def test_sql_confidence_tunes_the_threshold_that_keeps_only_the_confident_right_
     # requiring agreement with the draft drops the answers that disagree, whatever their entropy
     rows[1]["agrees_with_draft"] = False
     assert counts(rows, decide(rows, "mean_u", True, threshold))["answered"] == 1
+
+
+def test_every_current_result_file_is_indexed_in_the_results_readme():
+    results = ROOT / "benchmarks" / "results"
+    index = (results / "README.md").read_text(encoding="utf-8")
+    missing = [p.name for p in results.glob("*.json") if f"`{p.name}`" not in index]
+    assert missing == [], f"add a row for each to benchmarks/results/README.md: {missing}"
+
+
+def test_sql_confidence_never_reuses_another_models_generations(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.sql_confidence import cache_key
+
+    class Prompted:
+        def prompt_format(self):
+            return {"name": "sql/compact", "hash": "abc"}
+
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "adapter_model.safetensors").write_bytes(b"epoch one")
+    first = cache_key(str(folder), Prompted(), "ct2")
+    assert cache_key(str(folder), Prompted(), "ct2") == first
+    assert cache_key(str(folder), Prompted(), "transformers") != first
+    (folder / "adapter_model.safetensors").write_bytes(b"epoch two")  # re-shipped under the same name
+    assert cache_key(str(folder), Prompted(), "ct2") != first
