@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
     row = run_config(f"ce-{len(half_a)}", select_task, ce_half, test, dev_all)
     curve = [{"n_train_questions": len(half_a), "select_f1": row["select_f1"], "tuned_threshold": row.get("tuned_threshold")}]
     answer_pool = _balanced_sample(half_b, args.n_train_answer, seed=6)
-    select_task.tune(ce_half, dev_all)
+    select_task.state = select_task.tune(ce_half, dev_all).state
     selected = {r["id"]: s.value for r, s in zip(answer_pool, select_task.select(ce_half, [(r["question"], r["candidates"]) for r in answer_pool]))}
     select_task.state = select_task.state.updated(threshold=None)
     answer_train = with_selection(answer_pool, [selected.get(r["id"], []) for r in answer_pool])

@@ -58,7 +58,7 @@ class Capability(str, Enum):
     CUSTOM_TRAINING = "custom_training"
     #: ``load_predictor(folder, manifest)``: trained folders run by a non-chat predictor (an encoder head)
     PREDICTOR = "predictor"
-    #: ``tune(backend, dev, batch_size)``: a decision threshold tuned on a dev split before scoring
+    #: ``tune(backend, dev, batch_size) -> Tuning``: a decision threshold tuned on a dev split before scoring
     TUNE = "tune"
     #: ``demo(cfg)``: the recipe end to end on bundled data (``ehrforge demo``)
     DEMO = "demo"
@@ -106,6 +106,15 @@ class TunedState:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.values)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What :meth:`Task.tune` chose on dev: the state to predict with (the task's own is never written by tuning;
+    the caller decides whether to use it, save it with a model, or drop it) and a report for the results table."""
+
+    state: TunedState
+    report: Mapping[str, Any]
 
 
 class UnsupportedError(UnknownNameError):

@@ -59,15 +59,15 @@ def evaluate(
     for name, backend in backends.items():
         start = time.perf_counter()
         saved = task.state
-        tuned = None
-        if dev and task.supports(Capability.TUNE):
-            tuned = task.tune(backend, dev, batch_size=batch_size, label=name)
+        tuning = task.tune(backend, dev, batch_size=batch_size, label=name) if dev and task.supports(Capability.TUNE) else None
+        if tuning is not None:
+            task.state = tuning.state
         with progress_bar(f"eval {task.name} · {name}", len(records)) as advance:
             preds = task.predict(backend, records, batch_size=batch_size, progress=advance)
         wall = time.perf_counter() - start
         metrics: dict[str, Any] = dict(task.score(records, preds))
-        if tuned is not None:
-            metrics["tuned"] = tuned
+        if tuning is not None:
+            metrics["tuned"] = dict(tuning.report)
         metrics["wall_s"] = round(wall, 2)
         metrics["examples_per_s"] = round(len(records) / wall, 3) if wall > 0 else 0.0
         results[name] = metrics

@@ -30,7 +30,7 @@ from ehrforge.core.backends.capabilities import BackendCapability, supports
 from ehrforge.core.io import read_jsonl
 from ehrforge.core.types import Abstain, Answer, Generation, Message, Prediction
 from ehrforge.errors import DataError
-from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions
+from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions, Tuning
 from ehrforge.core.training import train_core
 from ehrforge.tasks.fhirqa.condense import CLINICAL_TYPES, approx_tokens, chunk_lines, condense
 from ehrforge.tasks.fhirqa.fhir_load import FHIRStore, load_default
@@ -269,8 +269,8 @@ class FHIRQATask(Task):
                                           "scores": {r["id"]: round(s, 4) for r, s in zip(rows, scores)}}))
         return out
 
-    def tune(self, backend: Any, dev: Sequence[Record], *, batch_size: int = 8, label: str = "") -> dict[str, Any] | None:
-        """The relevance threshold with the best dev micro F1 (set on the task; saved with a trained model).
+    def tune(self, backend: Any, dev: Sequence[Record], *, batch_size: int = 8, label: str = "") -> Tuning | None:
+        """The relevance threshold with the best dev micro F1, as a new state (saved with a trained model).
         Backends that only generate have no score to threshold: None."""
         scorer = relevance_scorer(backend)
         if scorer is None or not dev:
@@ -278,8 +278,8 @@ class FHIRQATask(Task):
         items = [(r["question"], r["candidates"]) for r in dev]
         scores = self.relevance_scores(scorer, items)
         result = tune_threshold([[c["id"] for c in rows] for _, rows in items], scores, [r["relevant_ids"] for r in dev], top_k=self.top_k)
-        self.state = self.state.updated(threshold=result["threshold"])
-        return {**result, "dev_questions": len(dev), "scorer": getattr(scorer, "name", "?")}
+        return Tuning(self.state.updated(threshold=result["threshold"]),
+                      {**result, "dev_questions": len(dev), "scorer": getattr(scorer, "name", "?")})
 
     def manifest_extras(self) -> dict[str, Any]:
         return {"fhirqa_threshold": self.threshold}

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from ehrforge.core.sft import ALL_LINEAR_LAYERS
 from ehrforge.core.types import ABSTAIN_TOKEN, Abstain, Answer, Generation, Message, Prediction
 from ehrforge.core.settings import finite
-from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions, reply_from_prediction
+from ehrforge.core.contract import Capability, Record, RewardFn, Task, TaskOptions, Tuning, reply_from_prediction
 from ehrforge.tasks.sql.abstention import PolicyContext, apply_policy, model_said_null
 from ehrforge.tasks.sql.parse import clean_sql, uncertainty
 from ehrforge.tasks.sql import data as sql_data
@@ -188,8 +188,9 @@ class SQLTask(Task):
 
         return run_sql_recipe(cfg, task=self, **kwargs)
 
-    def tune(self, backend: Any, dev: Sequence[Record], *, batch_size: int = 8, label: str = "") -> dict[str, Any] | None:
-        """Choose the entropy threshold on ``dev`` for RS(target_penalty); a fixed ``threshold`` is kept."""
+    def tune(self, backend: Any, dev: Sequence[Record], *, batch_size: int = 8, label: str = "") -> Tuning | None:
+        """The entropy threshold for RS(target_penalty) on ``dev`` (and its curve) as a new state; None when the
+        user fixed ``threshold`` or there is no database to execute on."""
         from ehrforge.core.progress import progress_bar
         from ehrforge.tasks.sql.abstention import tune_threshold
 
@@ -198,8 +199,8 @@ class SQLTask(Task):
         with progress_bar(f"{label or 'model'}: dev predictions", len(dev)) as adv:
             raw = self.predict_raw(backend, dev, batch_size=batch_size, progress=adv)
         choice = tune_threshold(self, dev, raw, self.options.target_penalty)
-        self.state = self.state.updated(threshold=choice.threshold, curve=choice.as_dict()["curve"])
-        return choice.as_dict()
+        report = choice.as_dict()
+        return Tuning(self.state.updated(threshold=choice.threshold, curve=report["curve"]), report)
 
     def manifest_extras(self) -> dict[str, Any]:
         tuned: dict[str, Any] = {"threshold": self.setting("threshold"), "entropy": self.setting("entropy")}

@@ -50,8 +50,11 @@ def test_tuned_threshold_selects_abstains_and_round_trips() -> None:
     task = get_task("fhirqa", subtask="both")
     dev, test = task.load("valid", limit=20, seed=0), task.load("test", limit=20, seed=0)
     scorer = GoldScorer(dev + test)
-    tuned = task.tune(scorer, dev)
-    assert tuned["dev_f1"] == 1.0 and -1.0 < task.threshold < 2.0
+    before = task.state
+    tuning = task.tune(scorer, dev)
+    assert task.state == before  # tuning returns a state, it never writes the task's
+    task.state = tuning.state
+    assert tuning.report["dev_f1"] == 1.0 and -1.0 < task.threshold < 2.0
     assert task.manifest_extras() == {"fhirqa_threshold": task.threshold}
     preds = task.predict(RelevancePipeline(scorer, _echo_gold(test)), test)
     for rec, pred in zip(test, preds):
