@@ -65,3 +65,37 @@ def test_sql_confidence_never_reuses_another_models_generations(monkeypatch, tmp
     assert cache_key(str(folder), Prompted(), "transformers") != first
     (folder / "adapter_model.safetensors").write_bytes(b"epoch two")  # re-shipped under the same name
     assert cache_key(str(folder), Prompted(), "ct2") != first
+
+
+def test_a_continued_learning_curve_arm_counts_every_run_before_it(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT))
+    import json
+
+    from benchmarks.sql_learning_curve import CONTINUES, examples_before
+
+    def finished(arm: str, rows: int) -> None:
+        (tmp_path / arm).mkdir()
+        (tmp_path / arm / "ehrforge_model.json").write_text(json.dumps({"train_records": 0, "extra_rows": rows,
+                                                                          "sft": {"epochs": 1.0}}))
+
+    assert CONTINUES["k0-draft-r16-e3"] == "k0-draft-r16-e2" and CONTINUES["k0-draft-r16-e2"] == "k0-draft-r16"
+    finished("k0-draft-r16", 5124)
+    finished("k0-draft-r16-e2", 5124)
+    assert examples_before(tmp_path, "k0-draft-r16") == 0
+    assert examples_before(tmp_path, "k0-draft-r16-e2") == 5124
+    assert examples_before(tmp_path, "k0-draft-r16-e3") == 10248
+
+
+def test_sql_ship_refuses_a_stack_whose_runs_do_not_continue_each_other(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT))
+    import json
+
+    from benchmarks.sql_ship import export_adapter, run_stack
+
+    assert [p.name for p in run_stack(tmp_path, "k0-draft-r16-e2")] == ["k0-draft-r16", "k0-draft-r16-e2"]
+    for arm, base in (("k0-draft-r16", "bundled"), ("k0-draft-r16-e2", str(tmp_path / "elsewhere"))):
+        (tmp_path / arm).mkdir()
+        (tmp_path / arm / "ehrforge_model.json").write_text(json.dumps({"base_model": base}))
+    with pytest.raises(SystemExit, match="was not trained on top of"):
+        export_adapter(run_stack(tmp_path, "k0-draft-r16-e2"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -89,24 +89,39 @@ def shipped_draft_bank() -> dict[str, Any]:
     return json.loads(text)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     import argparse
+    import sys
     from pathlib import Path
 
     from ehrforge.core.io import atomic_write_json
+    from ehrforge.errors import EhrforgeError
 
     ap = argparse.ArgumentParser(description="rebuild the shipped SQL draft bank from an EHRSQL version folder")
     ap.add_argument("--data", required=True, help="EHRSQL version folder (with train/data.json and train/label.json)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "assets" / BANK_FILE))
     args = ap.parse_args(argv)
-    bank = build_draft_bank(sql_data.load_questions("train", args.data))
+    try:
+        bank = build_draft_bank(sql_data.load_questions("train", args.data))
+    except EhrforgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not bank["records"]:
+        print(f"error: no answerable train question in {args.data} — point --data at an EHRSQL version folder",
+              file=sys.stderr)
+        return 1
     source = {"dataset": "EHRSQL 2024 v1.0, train split", "repository": "glee4810/ehrsql-2024",
               "commit": "5ddaaa79e6121bf22f808df34166f6f4e03f4c86", "licence": "CC BY 4.0",
               "selection": "the first answerable train question of each query skeleton (literals masked), file order",
               "rebuild": "python -m ehrforge.tasks.sql.draft_bank --data <EHRSQL v1.0 folder>"}
-    atomic_write_json(args.out, {"_source": source, **bank})
+    try:
+        atomic_write_json(args.out, {"_source": source, **bank})
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror} — pass a writable --out", file=sys.stderr)
+        return 1
     print(f"{len(bank['records'])} records, {len(bank['values'])} values -> {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

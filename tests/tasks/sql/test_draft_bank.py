@@ -58,3 +58,17 @@ def test_a_question_set_of_the_users_own_draws_only_on_its_own_train_questions(t
     mine.write_text(json.dumps({"train": train, "valid": []}), encoding="utf-8")
     pool = SQLTask(retrieval="bm25", k=1, source=str(mine)).demonstration_pool()
     assert {r["id"] for r in pool.retriever.pool} == {r["id"] for r in train if r.get("sql")}
+
+
+def test_rebuilding_from_a_wrong_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from ehrforge.tasks.sql.draft_bank import main
+
+    out = tmp_path / "bank.json"
+    assert main(["--data", str(tmp_path / "missing"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"train": [{"id": "1", "question": "is it 2100?", "sql": "null"}], "valid": []}', encoding="utf-8")
+    assert main(["--data", str(mine), "--out", str(out)]) == 1 and "no answerable" in capsys.readouterr().err
+    assert not out.exists()
