@@ -456,7 +456,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (reused to resume).")] = Path("runs/demo"),
     train_limit: Annotated[int, typer.Option(min=1, help="Training records (stratified sample).")] = 200,
     valid_limit: Annotated[int, typer.Option(min=1, help="Records in each of dev/test/pool (sized for 2 CPU cores: generation is the slow part).")] = 12,
-    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps (sql: the stage-2 pass on top of the shipped student); sized for 2 CPU cores.")] = 8,
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps (sql: the stage-2 pass on top of the shipped student); sized for 2 CPU cores.")] = 6,
     max_new_tokens: Annotated[Optional[int], typer.Option(min=1, help="Generation budget per answer (default: the task's, e.g. sql 384: the longest gold SQL fits).")] = None,
     stages: Annotated[int, typer.Option(min=1, max=2, help="1: stage 1 only; 2: also the recipe's second stage (sql: self-training on top of stage 1).")] = 2,
     model: DefaultModelOpt = None,
