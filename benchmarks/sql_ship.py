@@ -1,12 +1,13 @@
 """Ship the SQL student as ``bundled-sql``: an arm's final LoRA adapter copied into the package, its abstention
 threshold tuned on dev, its provenance in the manifest.
 
-    python benchmarks/sql_ship.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16
+    python benchmarks/sql_ship.py --data ../shared/data/ehrsql2024/v1.0 --arm k0-draft-r16-e2
 
 What it does, in order:
 
 1. copies the arm's final adapter (``benchmarks/runs/sql_curve/<arm>/``, written by ``sql_learning_curve.py
-   --train``) into a temporary folder next to ``ehrforge/tasks/sql/assets/bundled-sql``, with the LoRA weights
+   --train``; for an arm that continues others, their LoRAs and its own concatenated into one on the bundled model,
+   ``core.adapters.concatenate_loras``) into a temporary folder next to ``ehrforge/tasks/sql/assets/bundled-sql``, with the LoRA weights
    stored in bf16 (half the size; the shipped folder is what gets scored below, so the figures are the shipped
    model's) and no machine-specific paths;
 2. generates once for the first ``--dev-limit`` questions of the dev third of EHRSQL valid (the learning curve's
