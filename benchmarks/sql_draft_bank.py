@@ -40,8 +40,7 @@ def task_for(source: str | None):
     from ehrforge.tasks.sql.recipe import ensure_database
 
     overrides = [f"data.source={source}"] if source else []
-    task = resolve_task(load_config(task="sql", overrides=overrides), db=str(ensure_database(None, source)))
-    return task
+    return resolve_task(load_config(task="sql", overrides=overrides), db=str(ensure_database(None, source)))
 
 
 def score_pool(task, records: list, name: str, pool_records: list, values: list) -> dict:

@@ -1,8 +1,8 @@
 """How well each way of finding demonstrations finds a training question of the same *shape* (no model involved).
 
 For every answerable question of the dev part of EHRSQL valid (``split_three``; test is never looked at), the
-retrieved train questions are compared with the gold query by :func:`query_shape` (the SQL with its literals and
-numbers blanked, whitespace and case folded). Reported per method: ``shape_at_1`` (the nearest demonstration has
+retrieved train questions are compared with the gold query by ``tasks.sql.draft_bank.query_skeleton`` (the SQL with its literals
+and numbers blanked, whitespace and case folded). Reported per method: ``shape_at_1`` (the nearest demonstration has
 the gold shape), ``shape_at_3`` (one of the three does), ``copy_execution_accuracy`` (the nearest demonstration's
 SQL executed as the answer, the scorer's metric), ``draft_execution_accuracy`` (the draft, i.e. the first of the
 three whose values line up with the question's, adapted to them; the nearest SQL where none does; ``drafted``: the
@@ -15,7 +15,6 @@ anywhere in train). Writes ``benchmarks/results/sql_retrieval.json``.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -23,19 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._env import device_info  # noqa: E402
 
+from ehrforge.tasks.sql.draft_bank import query_skeleton  # noqa: E402
+
 #: (retrieval method, mask values) per arm, in the order of the table in docs/sql.md
 ARMS = {"bm25": ("bm25", False), "bm25 masked": ("bm25", True), "minilm": ("minilm", False), "minilm masked": ("minilm", True)}
-
-
-def query_shape(sql: str | None) -> str:
-    """A query with its values blanked: two queries from one template have the same shape.
-
-    >>> query_shape("SELECT COUNT(*) FROM labevents WHERE subject_id = 10021487 AND label = 'Glucose'")
-    "select count(*) from labevents where subject_id = 0 and label = '?'"
-    """
-    text = re.sub(r"'[^']*'", "'?'", sql or "")
-    text = re.sub(r"\b\d+(\.\d+)?\b", "0", text)
-    return " ".join(text.split()).lower()
 
 
 def main() -> None:
@@ -59,11 +49,11 @@ def main() -> None:
     dev = sql_data.split_three(task.load("valid"))[0]
     train = task.load("train")
     answerable = [i for i, r in enumerate(dev) if sql_data.is_answerable(r)]
-    train_shapes = {query_shape(r["sql"]) for r in train if r.get("sql")}
+    train_shapes = {query_skeleton(r["sql"]) for r in train if r.get("sql")}
     report = {"benchmark": "sql_retrieval", "command": " ".join(sys.argv), "device": device_info(),
               "split": "dev part of EHRSQL v1.0 valid (split_three), never test",
               "sizes": {"dev": len(dev), "dev_answerable": len(answerable), "train": len(train)},
-              "shape_in_train": round(sum(query_shape(dev[i]["sql"]) in train_shapes for i in answerable) / len(answerable), 4),
+              "shape_in_train": round(sum(query_skeleton(dev[i]["sql"]) in train_shapes for i in answerable) / len(answerable), 4),
               "arms": {}}
     for name, (method, mask) in ARMS.items():
         start = time.perf_counter()
@@ -73,12 +63,12 @@ def main() -> None:
         drafts = [next((a for d in ds if (a := pool.shape.adapt(d["question"], d["sql"], r["question"])) is not None), None)
                   for r, ds in zip(dev, demos)]
         drafted = [task.apply_policy(Answer(a or ds[0]["sql"], 1.0)) for a, ds in zip(drafts, demos)]
-        gold = {i: query_shape(dev[i]["sql"]) for i in answerable}
+        gold = {i: query_skeleton(dev[i]["sql"]) for i in answerable}
         preds = [task.apply_policy(Answer(d[0]["sql"], 1.0)) for d in demos]
         report["arms"][name] = {
             "method": method, "mask_values": mask,
-            "shape_at_1": round(sum(query_shape(demos[i][0]["sql"]) == gold[i] for i in answerable) / len(answerable), 4),
-            "shape_at_3": round(sum(any(query_shape(d["sql"]) == gold[i] for d in demos[i]) for i in answerable) / len(answerable), 4),
+            "shape_at_1": round(sum(query_skeleton(demos[i][0]["sql"]) == gold[i] for i in answerable) / len(answerable), 4),
+            "shape_at_3": round(sum(any(query_skeleton(d["sql"]) == gold[i] for d in demos[i]) for i in answerable) / len(answerable), 4),
             "copy_execution_accuracy": round(task.score(dev, preds)["execution_accuracy"], 4),
             "draft_execution_accuracy": round(task.score(dev, drafted)["execution_accuracy"], 4),
             "drafted": round(sum(a is not None for a in drafts) / len(dev), 4),

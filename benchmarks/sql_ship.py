@@ -7,7 +7,8 @@ What it does, in order:
 
 1. copies the arm's final adapter (``benchmarks/runs/sql_curve/<arm>/``, written by ``sql_learning_curve.py
    --train``; for an arm that continues others, their LoRAs and its own concatenated into one on the bundled model,
-   ``core.adapters.concatenate_loras``) into a temporary folder next to ``ehrforge/tasks/sql/assets/bundled-sql``, with the LoRA weights
+   ``core.adapters.concatenate_loras``) into a temporary folder next to ``ehrforge/tasks/sql/assets/bundled-sql``,
+   with the LoRA weights
    stored in bf16 (half the size; the shipped folder is what gets scored below, so the figures are the shipped
    model's) and no machine-specific paths;
 2. generates once for the first ``--dev-limit`` questions of the dev third of EHRSQL valid (the learning curve's
@@ -32,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._env import device_info  # noqa: E402
-from benchmarks.sql_learning_curve import ARMS, CONTINUES, make_task, record_point  # noqa: E402
+from benchmarks.sql_learning_curve import ARMS, CONTINUES, examples_before, make_task, record_point  # noqa: E402
 
 from ehrforge.core.io import atomic_write_json  # noqa: E402
 from ehrforge.core.models import MANIFEST  # noqa: E402
@@ -205,10 +206,11 @@ def main() -> None:
                                 "eval_s": eval_s, "peak_rss_mb": round(peak_rss_mb(), 1), **figures,
                                 "command": "python benchmarks/sql_ship.py --data <EHRSQL v1.0> --arm " + args.arm})
     if args.source is None:  # the arm's final adapter: its full-train point on the learning curve
-        seen = sum(round((m["train_records"] or m.get("extra_rows", 0)) * m["sft"]["epochs"])
-                   for m in (json.loads((f / MANIFEST).read_text()) for f in stack))
+        per_epoch = manifest["train_records"] or manifest.get("extra_rows", 0)
+        seen = examples_before(Path(args.runs), args.arm) + round(per_epoch * manifest["sft"]["epochs"])
         record_point(args.arm, prompt_options, {
-            "train_examples": seen, "epochs": round(seen / max(1, manifest["train_records"] or manifest.get("extra_rows", 0)), 3), "execution_accuracy_no_threshold": no_threshold["execution_accuracy"],
+            "train_examples": seen, "epochs": round(seen / max(1, per_epoch), 3),
+            "execution_accuracy_no_threshold": no_threshold["execution_accuracy"],
             "RS0": no_threshold["RS0"], "RS10": no_threshold["RS10"], "eval_s": eval_s, "steps": manifest.get("steps"),
             "train_s": whole_run_seconds(manifest), "tokens_per_s": manifest.get("tokens_per_s"),
             "peak_rss_mb": round(peak_rss_mb(), 1), "scored": "shipped bf16 adapter"}, dev)

@@ -48,7 +48,16 @@ def value_lexicon(sqls: Iterable[str]) -> list[str]:
             value = literal.strip().lower()
             if len(value) >= MIN_VALUE_CHARS and not _NUMERIC_LITERAL.fullmatch(value):
                 values.add(value)
-    return sorted(values, key=lambda v: (-len(v), v))
+    return longest_first(values)
+
+
+def longest_first(values: Iterable[str]) -> list[str]:
+    """Masking order: longer phrases before the phrases they contain, ties alphabetical.
+
+    >>> longest_first(["sodium", "sodium, urine", "po"])
+    ['sodium, urine', 'sodium', 'po']
+    """
+    return sorted(set(values), key=lambda v: (-len(v), v))
 
 
 def number_kind(text: str) -> str:
@@ -137,8 +146,7 @@ class DemonstrationPool:
                  values: Iterable[str] = ()) -> None:
         """``values``: more phrases to mask beside the pool's own literals (a shipped lexicon)."""
         labelled = [r for r in pool if r.get("sql")]
-        lexicon = set(value_lexicon(r["sql"] for r in labelled)) | {v.lower() for v in values}
-        self.shape = QuestionShape(sorted(lexicon, key=lambda v: (-len(v), v)))
+        self.shape = QuestionShape(longest_first([*value_lexicon(r["sql"] for r in labelled), *(v.lower() for v in values)]))
         self.retriever = Retriever(labelled, method=method, normalize=self.shape if mask_values else None)  # type: ignore[arg-type]
 
     def nearest(self, question: str, k: int, *, exclude: Collection[str] = ()) -> list[Record]:
